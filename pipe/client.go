@@ -1,0 +1,232 @@
+package pipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/ssh"
+)
+
+// healthyAfter is how long a session must last for the redial backoff to
+// start again from its shortest wait.
+const healthyAfter = 10 * time.Second
+
+// dialLoop keeps an outbound session to the peer up until ctx ends,
+// redialing with capped exponential backoff and jitter.
+func (n *Node) dialLoop(ctx context.Context) {
+	attempt := 0
+	for ctx.Err() == nil {
+		start := n.opts.Now()
+		err := n.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if n.opts.Now().Sub(start) > healthyAfter {
+			attempt = 0
+		}
+		wait := backoff(attempt, n.opts.MaxBackoff)
+		attempt++
+		n.update(func(s *PeerStatus) {
+			if s.Connected || s.Since.IsZero() {
+				s.Since = n.opts.Now()
+			}
+			s.Connected = false
+			s.LastError = err.Error()
+		})
+		n.limiter.warn(n.log, "peer link down", zap.String("peer", n.opts.Peer.Name),
+			zap.String("address", n.opts.Peer.Address), zap.Error(err))
+		n.log.Debug("redialing", zap.Duration("in", wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// session dials the peer, handshakes and runs heartbeats and the OnSession
+// functions until the link fails or ctx ends. It always returns an error
+// saying why the session ended.
+func (n *Node) session(ctx context.Context) error {
+	addr := n.opts.Peer.Address
+	d := net.Dialer{Timeout: n.timeout, KeepAlive: n.heartbeat}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	nc.SetDeadline(n.opts.Now().Add(n.timeout))
+	cc, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
+		User:              n.opts.Node,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(n.opts.Signer)},
+		HostKeyCallback:   hostKeyCallback(n.opts.Config.KnownHosts),
+		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
+		ClientVersion:     "SSH-2.0-tandem",
+		Timeout:           n.timeout,
+	})
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, ErrUnknownHost) || errors.Is(err, ErrHostKeyMismatch) {
+			return err
+		}
+		return fmt.Errorf("ssh handshake with %s: %w%s", addr, err, authHint(err))
+	}
+	client := ssh.NewClient(cc, chans, reqs)
+	defer client.Close()
+
+	ch, creqs, err := client.OpenChannel(channelPrefix+controlKind, nil)
+	if err != nil {
+		return fmt.Errorf("open control stream: %w", err)
+	}
+	go ssh.DiscardRequests(creqs)
+	ctrl := newStream(ch, DefaultMaxFrame)
+	if err := ctrl.Send(&Hello{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Node: n.opts.Node,
+		Peer: n.opts.Peer.Name, Epoch: n.opts.Epoch(), TimeUnixNano: n.opts.Now().UnixNano()}); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	typ, body, err := ctrl.Recv()
+	if err != nil {
+		return fmt.Errorf("read handshake answer: %w", err)
+	}
+	m, err := decodeControl(typ, body)
+	if err != nil {
+		return err
+	}
+	var w *Welcome
+	switch m := m.(type) {
+	case *Refuse:
+		return m
+	case *Welcome:
+		w = m
+	default:
+		return fmt.Errorf("%w: %T instead of Welcome", ErrMalformed, m)
+	}
+	if w.Node != n.opts.Peer.Name {
+		return fmt.Errorf("%w: %s answers as %q, configured [[peer]] name is %q; fix one of them",
+			ErrUnexpectedPeer, addr, w.Node, n.opts.Peer.Name)
+	}
+	if w.Version < MinProtocolVersion || w.Version > ProtocolVersion {
+		return fmt.Errorf("%w: peer chose version %d, we speak %d..%d", ErrVersion, w.Version, MinProtocolVersion, ProtocolVersion)
+	}
+	nc.SetDeadline(time.Time{})
+
+	connectedAt := n.opts.Now()
+	n.update(func(s *PeerStatus) {
+		s.Connected = true
+		s.Since = connectedAt
+		s.LastError = ""
+		s.PeerEpoch = w.Epoch
+		s.PeerVersion = w.Version
+		s.Connects++
+	})
+	n.log.Info("connected to peer", zap.String("peer", w.Node), zap.String("address", addr), zap.Uint16("version", w.Version))
+
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		client.Close()
+		wg.Wait()
+	}()
+	sess := &Session{Peer: w.Node, Version: w.Version, PeerEpoch: w.Epoch, client: client}
+	for _, f := range n.onSession {
+		wg.Go(func() { f(sctx, sess) })
+	}
+	return n.heartbeats(sctx, ctrl, &wg)
+}
+
+// heartbeats pings every heartbeat interval and measures the round trip;
+// a peer silent past the timeout ends the session.
+func (n *Node) heartbeats(ctx context.Context, ctrl *Stream, wg *sync.WaitGroup) error {
+	pongs := make(chan *Pong)
+	errc := make(chan error, 1)
+	wg.Go(func() {
+		for {
+			typ, body, err := ctrl.Recv()
+			if err == nil {
+				var m Message
+				m, err = decodeControl(typ, body)
+				if p, ok := m.(*Pong); ok {
+					select {
+					case pongs <- p:
+						continue
+					case <-ctx.Done():
+						return
+					}
+				}
+				if err == nil {
+					err = fmt.Errorf("%w: unexpected %T on the control stream", ErrMalformed, m)
+				}
+			}
+			errc <- err
+			return
+		}
+	})
+
+	sent := make(map[uint64]time.Time) // outstanding pings by seq
+	var seq uint64
+	ping := func() error {
+		seq++
+		now := n.opts.Now()
+		sent[seq] = now
+		for s, t := range sent {
+			if now.Sub(t) > n.timeout {
+				delete(sent, s)
+			}
+		}
+		return ctrl.Send(&Ping{Seq: seq, SentUnixNano: now.UnixNano()})
+	}
+	if err := ping(); err != nil {
+		return err
+	}
+	tick := time.NewTicker(n.heartbeat)
+	defer tick.Stop()
+	lastHeard := n.opts.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return fmt.Errorf("control stream: %w", err)
+		case p := <-pongs:
+			now := n.opts.Now()
+			lastHeard = now
+			t0, ok := sent[p.Seq]
+			if !ok {
+				continue // answered after we gave up on it
+			}
+			delete(sent, p.Seq)
+			rtt := now.Sub(t0)
+			offset := time.Duration(p.PeerUnixNano - (t0.UnixNano() + int64(rtt/2)))
+			n.update(func(s *PeerStatus) {
+				s.RTT = rtt
+				s.LastHeartbeat = now
+				s.ClockOffset = offset
+				s.PeerEpoch = p.Epoch
+			})
+		case <-tick.C:
+			if silent := n.opts.Now().Sub(lastHeard); silent > n.timeout {
+				return fmt.Errorf("peer silent for %s (timeout %s)", silent.Round(time.Millisecond), n.timeout)
+			}
+			if err := ping(); err != nil {
+				return fmt.Errorf("send ping: %w", err)
+			}
+		}
+	}
+}
+
+// authHint adds advice to an SSH handshake error that means our key was
+// not accepted.
+func authHint(err error) string {
+	if strings.Contains(err.Error(), "unable to authenticate") {
+		return "; the peer does not accept this node's key: add the line `tandem init` prints here to the peer's authorized_keys"
+	}
+	return ""
+}

@@ -1,0 +1,105 @@
+package pipe
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Frame limits.
+const (
+	// frameHeader is the uint32 length plus the type byte.
+	frameHeader = 5
+	// DefaultMaxFrame bounds a frame's type+body on a stream unless the stream
+	// kind asks for more. Control messages are tiny.
+	DefaultMaxFrame = 1 << 20
+	// LimitMaxFrame is the largest frame any stream may accept.
+	LimitMaxFrame = 64 << 20
+)
+
+// ErrFrameTooLarge is returned when a frame's announced length exceeds the
+// stream's limit. Nothing is allocated for such a frame.
+var ErrFrameTooLarge = errors.New("frame too large")
+
+// FrameReader reads frames: uint32 big-endian length of (type + body), one
+// type byte, body.
+type FrameReader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// NewFrameReader reads frames of at most max bytes (type + body) from r.
+func NewFrameReader(r io.Reader, max int) *FrameReader {
+	if max <= 0 || max > LimitMaxFrame {
+		max = DefaultMaxFrame
+	}
+	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// Read returns the next frame. body is valid only until the next call to
+// Read: copy it to keep it. A stream that ends cleanly between frames returns
+// io.EOF; one that ends inside a frame returns io.ErrUnexpectedEOF.
+func (f *FrameReader) Read() (typ uint8, body []byte, err error) {
+	var hdr [frameHeader]byte
+	if _, err := io.ReadFull(f.r, hdr[:4]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n == 0 {
+		return 0, nil, fmt.Errorf("%w: zero-length frame", ErrMalformed)
+	}
+	if uint64(n) > uint64(f.max) {
+		return 0, nil, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, n, f.max)
+	}
+	if cap(f.buf) < int(n) {
+		// Bounded by f.max, checked above.
+		f.buf = make([]byte, n)
+	}
+	buf := f.buf[:n]
+	if _, err := io.ReadFull(f.r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return buf[0], buf[1:], nil
+}
+
+// FrameWriter writes frames. It is safe for concurrent use: each frame is
+// written whole, never interleaved with another.
+type FrameWriter struct {
+	mu  sync.Mutex // guards w and buf
+	w   io.Writer
+	buf []byte
+	max int
+}
+
+// NewFrameWriter writes frames of at most max bytes (type + body) to w.
+func NewFrameWriter(w io.Writer, max int) *FrameWriter {
+	if max <= 0 || max > LimitMaxFrame {
+		max = DefaultMaxFrame
+	}
+	return &FrameWriter{w: w, max: max}
+}
+
+// Write sends one frame. The body is copied before Write returns.
+func (f *FrameWriter) Write(typ uint8, body []byte) error {
+	n := 1 + len(body)
+	if n > f.max {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, f.max)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf = binary.BigEndian.AppendUint32(f.buf[:0], uint32(n))
+	f.buf = append(f.buf, typ)
+	f.buf = append(f.buf, body...)
+	_, err := f.w.Write(f.buf)
+	if cap(f.buf) > 1<<20 {
+		f.buf = nil // don't pin one large frame's buffer forever
+	}
+	return err
+}

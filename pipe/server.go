@@ -1,0 +1,225 @@
+package pipe
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/ssh"
+)
+
+// serveConn runs one inbound connection: SSH handshake with public key auth,
+// then the control stream and the stream handlers, until the connection or
+// ctx ends.
+func (n *Node) serveConn(ctx context.Context, nc net.Conn) {
+	defer nc.Close()
+	remote := nc.RemoteAddr().String()
+	nc.SetDeadline(n.opts.Now().Add(n.timeout))
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, n.sconf)
+	if err != nil {
+		n.limiter.warn(n.log, "inbound connection refused", zap.String("remote", remote), zap.Error(err))
+		return
+	}
+	nc.SetDeadline(time.Time{})
+	defer sconn.Close()
+	go ssh.DiscardRequests(reqs)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		sconn.Close()
+	}()
+
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex // guards handshook
+		handshook bool
+		control   bool
+	)
+	defer wg.Wait()
+	for nch := range chans {
+		kind, ok := strings.CutPrefix(nch.ChannelType(), channelPrefix)
+		if !ok {
+			nch.Reject(ssh.UnknownChannelType, "tandem speaks only tandem-* channels")
+			continue
+		}
+		if kind == controlKind {
+			if control {
+				nch.Reject(ssh.Prohibited, "control stream already open")
+				continue
+			}
+			control = true
+			ch, creqs, err := nch.Accept()
+			if err != nil {
+				continue
+			}
+			go ssh.DiscardRequests(creqs)
+			wg.Go(func() {
+				defer cancel() // the connection lives as long as its control stream
+				err := n.serveControl(ctx, sconn, newStream(ch, DefaultMaxFrame), func() {
+					mu.Lock()
+					handshook = true
+					mu.Unlock()
+				})
+				ch.Close()
+				if err != nil && ctx.Err() == nil {
+					n.limiter.warn(n.log, "inbound peer link ended", zap.String("remote", remote), zap.Error(err))
+				}
+			})
+			continue
+		}
+		mu.Lock()
+		ok = handshook
+		mu.Unlock()
+		if !ok {
+			nch.Reject(ssh.Prohibited, "handshake on the control stream first")
+			continue
+		}
+		h, found := n.handlers[kind]
+		if !found {
+			nch.Reject(ssh.UnknownChannelType, fmt.Sprintf("this node serves no %q streams (older version?)", kind))
+			continue
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			continue
+		}
+		go ssh.DiscardRequests(creqs)
+		wg.Go(func() {
+			defer ch.Close()
+			if err := h.fn(ctx, newStream(ch, h.maxFrame)); err != nil && ctx.Err() == nil {
+				n.log.Warn("stream ended with error", zap.String("kind", kind), zap.String("remote", remote), zap.Error(err))
+			}
+		})
+	}
+}
+
+// serveControl answers the dialer's Hello, then its pings. A dialer that
+// stays silent past the timeout is dropped.
+func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Stream, handshook func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	msgs := make(chan Message)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			typ, body, err := s.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			m, err := decodeControl(typ, body)
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		sconn.Close() // unblocks the reader
+		<-errc
+	}()
+
+	silence := time.NewTimer(n.timeout)
+	defer silence.Stop()
+	var hello *Hello
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			errc <- err // for the deferred drain
+			return err
+		case <-silence.C:
+			return fmt.Errorf("peer silent for %s", n.timeout)
+		case m := <-msgs:
+			silence.Reset(n.timeout)
+			switch m := m.(type) {
+			case *Hello:
+				if hello != nil {
+					return fmt.Errorf("%w: second Hello", ErrMalformed)
+				}
+				hello = m
+				version, reason := n.checkHello(m)
+				if reason != "" {
+					s.Send(&Refuse{Reason: reason})
+					return fmt.Errorf("refused peer %q: %s", m.Node, reason)
+				}
+				if err := s.Send(&Welcome{Version: version, Node: n.opts.Node, Epoch: n.opts.Epoch(),
+					TimeUnixNano: n.opts.Now().UnixNano()}); err != nil {
+					return err
+				}
+				n.setInbound(sconn, m)
+				defer n.clearInbound(sconn)
+				handshook()
+			case *Ping:
+				if hello == nil {
+					return fmt.Errorf("%w: Ping before Hello", ErrMalformed)
+				}
+				if err := s.Send(&Pong{Seq: m.Seq, SentUnixNano: m.SentUnixNano,
+					PeerUnixNano: n.opts.Now().UnixNano(), Epoch: n.opts.Epoch()}); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("%w: unexpected %T on the control stream", ErrMalformed, m)
+			}
+		}
+	}
+}
+
+// checkHello returns the version to speak, or why the dialer is refused.
+func (n *Node) checkHello(m *Hello) (uint16, string) {
+	if m.MaxVersion < MinProtocolVersion || m.MinVersion > ProtocolVersion || m.MinVersion > m.MaxVersion {
+		return 0, fmt.Sprintf("%v: %s speaks protocol %d..%d, %s speaks %d..%d; upgrade the older node",
+			ErrVersion, m.Node, m.MinVersion, m.MaxVersion, n.opts.Node, MinProtocolVersion, ProtocolVersion)
+	}
+	if m.Node != n.opts.Peer.Name {
+		return 0, fmt.Sprintf("%v: %s's peer is %q, not %q; fix the [[peer]] name on one of them",
+			ErrUnexpectedPeer, n.opts.Node, n.opts.Peer.Name, m.Node)
+	}
+	if m.Peer != n.opts.Node {
+		return 0, fmt.Sprintf("%v: %s dialed %q but reached %q; fix [[peer]] on %s",
+			ErrUnexpectedPeer, m.Node, m.Peer, n.opts.Node, m.Node)
+	}
+	return min(m.MaxVersion, ProtocolVersion), ""
+}
+
+// setInbound records the peer's handshaken inbound connection, closing an
+// older one: a peer that redials after a partition replaces its stale link.
+func (n *Node) setInbound(sconn *ssh.ServerConn, m *Hello) {
+	n.mu.Lock()
+	old := n.inbound
+	n.inbound = sconn
+	n.mu.Unlock()
+	if old != nil && old != sconn {
+		old.Close()
+	}
+	n.update(func(s *PeerStatus) {
+		s.Inbound = true
+		s.PeerEpoch = m.Epoch
+	})
+	n.log.Info("peer connected to us", zap.String("peer", m.Node), zap.String("remote", sconn.RemoteAddr().String()))
+}
+
+func (n *Node) clearInbound(sconn *ssh.ServerConn) {
+	n.mu.Lock()
+	current := n.inbound == sconn
+	if current {
+		n.inbound = nil
+	}
+	n.mu.Unlock()
+	if current {
+		n.update(func(s *PeerStatus) { s.Inbound = false })
+	}
+}
