@@ -21,7 +21,7 @@ func (n *Node) serveConn(ctx context.Context, nc net.Conn) {
 	nc.SetDeadline(n.opts.Now().Add(n.timeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, n.sconf)
 	if err != nil {
-		n.limiter.warn(n.log, "inbound connection refused", zap.String("remote", remote), zap.Error(err))
+		n.log.Debug("inbound handshake failed", zap.String("remote", remote), zap.Error(err))
 		return
 	}
 	nc.SetDeadline(time.Time{})
