@@ -56,66 +56,12 @@ func (n *Node) dialLoop(ctx context.Context) {
 // functions until the link fails or ctx ends. It always returns an error
 // saying why the session ended.
 func (n *Node) session(ctx context.Context) error {
-	addr := n.opts.Peer.Address
-	d := net.Dialer{Timeout: n.timeout, KeepAlive: n.heartbeat}
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("dial %s: %w", addr, err)
-	}
-	nc.SetDeadline(n.opts.Now().Add(n.timeout))
-	cc, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
-		User:              n.opts.Node,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(n.opts.Signer)},
-		HostKeyCallback:   hostKeyCallback(n.opts.Config.KnownHosts),
-		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
-		ClientVersion:     "SSH-2.0-tandem",
-		Timeout:           n.timeout,
-	})
-	if err != nil {
-		nc.Close()
-		if errors.Is(err, ErrUnknownHost) || errors.Is(err, ErrHostKeyMismatch) {
-			return err
-		}
-		return fmt.Errorf("ssh handshake with %s: %w%s", addr, err, authHint(err))
-	}
-	client := ssh.NewClient(cc, chans, reqs)
-	defer client.Close()
-
-	ch, creqs, err := client.OpenChannel(channelPrefix+controlKind, nil)
-	if err != nil {
-		return fmt.Errorf("open control stream: %w", err)
-	}
-	go ssh.DiscardRequests(creqs)
-	ctrl := newStream(ch, DefaultMaxFrame)
-	if err := ctrl.Send(&Hello{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Node: n.opts.Node,
-		Peer: n.opts.Peer.Name, Epoch: n.opts.Epoch(), TimeUnixNano: n.opts.Now().UnixNano()}); err != nil {
-		return fmt.Errorf("send hello: %w", err)
-	}
-	typ, body, err := ctrl.Recv()
-	if err != nil {
-		return fmt.Errorf("read handshake answer: %w", err)
-	}
-	m, err := decodeControl(typ, body)
+	client, ctrl, w, err := n.dial(ctx, 0)
 	if err != nil {
 		return err
 	}
-	var w *Welcome
-	switch m := m.(type) {
-	case *Refuse:
-		return m
-	case *Welcome:
-		w = m
-	default:
-		return fmt.Errorf("%w: %T instead of Welcome", ErrMalformed, m)
-	}
-	if w.Node != n.opts.Peer.Name {
-		return fmt.Errorf("%w: %s answers as %q, configured [[peer]] name is %q; fix one of them",
-			ErrUnexpectedPeer, addr, w.Node, n.opts.Peer.Name)
-	}
-	if w.Version < MinProtocolVersion || w.Version > ProtocolVersion {
-		return fmt.Errorf("%w: peer chose version %d, we speak %d..%d", ErrVersion, w.Version, MinProtocolVersion, ProtocolVersion)
-	}
-	nc.SetDeadline(time.Time{})
+	defer client.Close()
+	addr := n.opts.Peer.Address
 
 	connectedAt := n.opts.Now()
 	n.update(func(s *PeerStatus) {
@@ -229,4 +175,77 @@ func authHint(err error) string {
 		return "; the peer does not accept this node's key: add the line `tandem init` prints here to the peer's authorized_keys"
 	}
 	return ""
+}
+
+// dial connects to the peer and handshakes on a new control stream. The
+// caller closes the client.
+func (n *Node) dial(ctx context.Context, flags uint64) (*ssh.Client, *Stream, *Welcome, error) {
+	addr := n.opts.Peer.Address
+	d := net.Dialer{Timeout: n.timeout, KeepAlive: n.heartbeat}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	// The whole handshake must finish within the timeout.
+	nc.SetDeadline(n.opts.Now().Add(n.timeout))
+	cc, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
+		User:              n.opts.Node,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(n.opts.Signer)},
+		HostKeyCallback:   hostKeyCallback(n.opts.Config.KnownHosts),
+		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
+		ClientVersion:     "SSH-2.0-tandem",
+		Timeout:           n.timeout,
+	})
+	if err != nil {
+		nc.Close()
+		if errors.Is(err, ErrUnknownHost) || errors.Is(err, ErrHostKeyMismatch) {
+			return nil, nil, nil, err
+		}
+		return nil, nil, nil, fmt.Errorf("ssh handshake with %s: %w%s", addr, err, authHint(err))
+	}
+	client := ssh.NewClient(cc, chans, reqs)
+	ctrl, w, err := n.hello(client, flags)
+	if err != nil {
+		client.Close()
+		return nil, nil, nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return client, ctrl, w, nil
+}
+
+func (n *Node) hello(client *ssh.Client, flags uint64) (*Stream, *Welcome, error) {
+	addr := n.opts.Peer.Address
+	ch, creqs, err := client.OpenChannel(channelPrefix+controlKind, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open control stream: %w", err)
+	}
+	go ssh.DiscardRequests(creqs)
+	ctrl := newStream(ch, DefaultMaxFrame)
+	if err := ctrl.Send(&Hello{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Node: n.opts.Node,
+		Peer: n.opts.Peer.Name, Epoch: n.opts.Epoch(), TimeUnixNano: n.opts.Now().UnixNano(), Flags: flags}); err != nil {
+		return nil, nil, fmt.Errorf("send hello: %w", err)
+	}
+	typ, body, err := ctrl.Recv()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read handshake answer: %w", err)
+	}
+	m, err := decodeControl(typ, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch m := m.(type) {
+	case *Refuse:
+		return nil, nil, m
+	case *Welcome:
+		if m.Node != n.opts.Peer.Name {
+			return nil, nil, fmt.Errorf("%w: %s answers as %q, configured [[peer]] name is %q; fix one of them",
+				ErrUnexpectedPeer, addr, m.Node, n.opts.Peer.Name)
+		}
+		if m.Version < MinProtocolVersion || m.Version > ProtocolVersion {
+			return nil, nil, fmt.Errorf("%w: peer chose version %d, we speak %d..%d", ErrVersion, m.Version, MinProtocolVersion, ProtocolVersion)
+		}
+		return ctrl, m, nil
+	default:
+		return nil, nil, fmt.Errorf("%w: %T instead of Welcome", ErrMalformed, m)
+	}
 }

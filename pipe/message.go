@@ -55,7 +55,12 @@ type Hello struct {
 	Peer                   string // the node the dialer expects to reach
 	Epoch                  uint64 // the dialer's role epoch
 	TimeUnixNano           int64  // the dialer's clock, for offset estimates
+	Flags                  uint64 // HelloProbe, ...; unknown bits are ignored
 }
+
+// HelloProbe marks a short-lived connection (`tandem check`) that must not
+// replace the peer's established link.
+const HelloProbe uint64 = 1 << 0
 
 func (*Hello) Type() uint8 { return typeHello }
 
@@ -66,6 +71,7 @@ func (m *Hello) Encode(e *Encoder) {
 	e.String(m.Peer)
 	e.Uvarint(m.Epoch)
 	e.Varint(m.TimeUnixNano)
+	e.Uvarint(m.Flags)
 }
 
 func (m *Hello) Decode(d *Decoder) {
@@ -75,6 +81,7 @@ func (m *Hello) Decode(d *Decoder) {
 	m.Peer = d.String(maxNameLen)
 	m.Epoch = d.Uvarint()
 	m.TimeUnixNano = d.Varint()
+	m.Flags = d.Uvarint()
 }
 
 // Welcome accepts a Hello: the listening node's name and the version chosen.

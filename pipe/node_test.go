@@ -376,3 +376,31 @@ func waitLog(t *testing.T, tn *testNode, msg, want string) {
 	}
 	t.Fatalf("%s: no log %q mentioning %q; logs: %v", tn.name, msg, want, tn.logs.All())
 }
+
+func TestProbeLeavesLinkAlone(t *testing.T) {
+	a, b := pair(t)
+	a.start(t, "beta", b.addr(), nil)
+	b.start(t, "alpha", a.addr(), nil)
+	waitStatus(t, b, "connected", connected)
+	before := b.node.Status()
+
+	// A second alpha (as `tandem check` would run) probes beta.
+	probe, err := New(a.node.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := probe.Probe(context.Background())
+	if err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	if res.Version != ProtocolVersion || res.RTT <= 0 {
+		t.Errorf("Probe = %+v, want version %d and a positive RTT", res, ProtocolVersion)
+	}
+	// beta's inbound link from the real alpha survives the probe.
+	waitStatus(t, b, "a heartbeat after the probe", func(s PeerStatus) bool {
+		return s.Inbound && s.LastHeartbeat.After(before.LastHeartbeat)
+	})
+	if got := a.node.Status().Connects; got != 1 {
+		t.Errorf("alpha reconnected %d times during the probe, want 1 connection", got)
+	}
+}

@@ -160,8 +160,10 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 					TimeUnixNano: n.opts.Now().UnixNano()}); err != nil {
 					return err
 				}
-				n.setInbound(sconn, m)
-				defer n.clearInbound(sconn)
+				if m.Flags&HelloProbe == 0 {
+					n.setInbound(sconn, m)
+					defer n.clearInbound(sconn)
+				}
 				handshook()
 			case *Ping:
 				if hello == nil {

@@ -140,9 +140,9 @@ func ReadSignature(r io.Reader, maxFileSize int64) (*Signature, error) {
 	if err := w.readHeader(sigMagic, "signature"); err != nil {
 		return nil, err
 	}
-	size, blockSize, n, err := w.readGeometry(maxFileSize)
+	size, blockSize, n, err := w.readGeometry("signature", maxFileSize)
 	if err != nil {
-		return nil, fmt.Errorf("signature: %w", err)
+		return nil, err
 	}
 	var seed [8]byte
 	if err := w.readFull(seed[:]); err != nil {

@@ -161,21 +161,21 @@ func (w *wireReader) readHeader(magic [4]byte, what string) error {
 
 // readGeometry reads the file size and block size that a signature and a
 // delta both start with, and returns the block count.
-func (w *wireReader) readGeometry(maxFileSize int64) (size int64, blockSize, blocks int, err error) {
-	s, err := w.uvarint("file size", 0, uint64(MaxFileSize))
+func (w *wireReader) readGeometry(what string, maxFileSize int64) (size int64, blockSize, blocks int, err error) {
+	s, err := w.uvarint(what+" file size", 0, uint64(MaxFileSize))
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	if int64(s) > maxFileSize {
-		return 0, 0, 0, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, s, maxFileSize)
+		return 0, 0, 0, fmt.Errorf("%w: %s names a file of %d bytes, the limit is %d", ErrTooLarge, what, s, maxFileSize)
 	}
-	bs, err := w.uvarint("block size", MinWireBlockSize, MaxBlockSize)
+	bs, err := w.uvarint(what+" block size", MinWireBlockSize, MaxBlockSize)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	n := (s + bs - 1) / bs
 	if n > MaxBlocks {
-		return 0, 0, 0, fmt.Errorf("%w: %d blocks of %d bytes, at most %d blocks", ErrCorrupt, n, bs, MaxBlocks)
+		return 0, 0, 0, fmt.Errorf("%w: %s has %d blocks of %d bytes, at most %d allowed", ErrCorrupt, what, n, bs, MaxBlocks)
 	}
 	return int64(s), int(bs), int(n), nil
 }
