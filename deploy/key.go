@@ -27,17 +27,7 @@ func EnsureStateDir(stateDir string) error {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	fi, err := os.Stat(stateDir)
-	if err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("state dir %s is not a directory; remove it or fix state_dir", stateDir)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("state dir %s has mode %04o; it holds the node key, run: chmod 700 %s", stateDir, fi.Mode().Perm(), stateDir)
-	}
-	return nil
+	return CheckStateDir(stateDir)
 }
 
 // EnsureKey returns the node key in stateDir, creating the state dir (0700)
@@ -147,4 +137,23 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// CheckStateDir checks, without creating anything, that stateDir is
+// a directory that only its owner can open.
+func CheckStateDir(stateDir string) error {
+	fi, err := os.Stat(stateDir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state dir %s does not exist; run `tandem init` to create it", stateDir)
+		}
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("state dir %s is not a directory; remove it or fix state_dir", stateDir)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("state dir %s has mode %04o; it holds the node key, run: chmod 700 %s", stateDir, fi.Mode().Perm(), stateDir)
+	}
+	return nil
 }
