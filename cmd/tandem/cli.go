@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -302,11 +301,16 @@ func suggest(name string) string {
 func (e *env) loadConfig() (*Config, bool) {
 	cfg, err := LoadConfig(e.configPath)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "tandem: %v\n", err)
-		if errors.Is(err, os.ErrNotExist) && e.configPath == DefaultConfigPath {
-			fmt.Fprintf(e.stderr, "Write one from deploy/tandem.example.toml, or pass -c FILE.\n")
-		}
+		printError(e.stderr, err)
 		return nil, false
 	}
 	return cfg, true
+}
+
+// printError prints err with "tandem: " before each of its lines (a config
+// error lists one problem per line).
+func printError(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "tandem: %s\n", line)
+	}
 }

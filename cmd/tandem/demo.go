@@ -31,12 +31,20 @@ type pairNode struct {
 func (n *pairNode) ConfigPath() string { return filepath.Join(n.Dir, "tandem.toml") }
 func (n *pairNode) StateDir() string   { return filepath.Join(n.Dir, "state") }
 
+// pairOptions shape the configs setupPair writes.
+type pairOptions struct {
+	// Dial maps a node's listen address to the address its peer dials (a
+	// proxy's, for latency); nil means the peer dials the listen address.
+	Dial func(name, listen string) (string, error)
+	// SSH is added to each config's [ssh] section.
+	SSH string
+	// Extra is appended to each config (e.g. [[sync]] sections), by node.
+	Extra map[string]string
+}
+
 // setupPair creates two paired nodes, alpha and beta, under dir: keys,
-// authorized_keys, known_hosts and configs. dial maps a node's listen
-// address to the address its peer dials (a proxy's, for the demo's
-// latency); nil means the peer dials the listen address itself. extra is
-// appended to each config (e.g. [[sync]] sections), keyed by node name.
-func setupPair(dir string, dial func(name, listen string) (string, error), extra map[string]string) ([2]*pairNode, error) {
+// authorized_keys, known_hosts and configs.
+func setupPair(dir string, o pairOptions) ([2]*pairNode, error) {
 	var nodes [2]*pairNode
 	pubs := make([]string, 2)
 	for i, name := range []string{"alpha", "beta"} {
@@ -45,8 +53,8 @@ func setupPair(dir string, dial func(name, listen string) (string, error), extra
 			return nodes, err
 		}
 		n := &pairNode{Name: name, Dir: filepath.Join(dir, name), Listen: listen, Dial: listen}
-		if dial != nil {
-			if n.Dial, err = dial(name, listen); err != nil {
+		if o.Dial != nil {
+			if n.Dial, err = o.Dial(name, listen); err != nil {
 				return nodes, err
 			}
 		}
@@ -77,11 +85,11 @@ state_dir = %q
 listen = %q
 authorized_keys = "authorized_keys"
 known_hosts = "known_hosts"
-
+%s
 [[peer]]
 name = %q
 address = %q
-%s`, n.Name, n.Name, n.StateDir(), n.Listen, peer.Name, peer.Dial, extra[n.Name]),
+%s`, n.Name, n.Name, n.StateDir(), n.Listen, o.SSH, peer.Name, peer.Dial, o.Extra[n.Name]),
 		}
 		for name, data := range files {
 			if err := os.WriteFile(filepath.Join(n.Dir, name), []byte(data), 0o600); err != nil {
@@ -119,9 +127,9 @@ func cmdDemo(e *env, args []string) int {
 			p.Close()
 		}
 	}()
-	var dial func(name, listen string) (string, error)
+	var opts pairOptions
 	if latency > 0 {
-		dial = func(name, listen string) (string, error) {
+		opts.Dial = func(name, listen string) (string, error) {
 			p, err := faultproxy.New(listen)
 			if err != nil {
 				return "", err
@@ -131,7 +139,7 @@ func cmdDemo(e *env, args []string) int {
 			return p.Addr(), nil
 		}
 	}
-	nodes, err := setupPair(dir, dial, nil)
+	nodes, err := setupPair(dir, opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tandem demo: set up nodes: %v\n", err)
 		return exitFailure
