@@ -181,20 +181,20 @@ func authHint(err error) string {
 // caller closes the client.
 func (n *Node) dial(ctx context.Context, flags uint64) (*ssh.Client, *Stream, *Welcome, error) {
 	addr := n.opts.Peer.Address
-	d := net.Dialer{Timeout: n.timeout, KeepAlive: n.heartbeat}
+	d := net.Dialer{Timeout: n.handshakeTimeout(), KeepAlive: n.heartbeat}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	// The whole handshake must finish within the timeout.
-	nc.SetDeadline(n.opts.Now().Add(n.timeout))
+	nc.SetDeadline(n.opts.Now().Add(n.handshakeTimeout()))
 	cc, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
 		User:              n.opts.Node,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(n.opts.Signer)},
 		HostKeyCallback:   hostKeyCallback(n.opts.Config.KnownHosts),
 		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
 		ClientVersion:     "SSH-2.0-tandem",
-		Timeout:           n.timeout,
+		Timeout:           n.handshakeTimeout(),
 	})
 	if err != nil {
 		nc.Close()

@@ -259,6 +259,11 @@ func (l *logLimiter) warn(log *zap.Logger, msg string, fields ...zap.Field) {
 	}
 }
 
+// handshakeTimeout bounds dialing plus the SSH and tandem handshakes. It is
+// longer than the silence timeout: a handshake costs several round trips and
+// some CPU, and a loaded machine must not fail it forever.
+func (n *Node) handshakeTimeout() time.Duration { return max(2*n.timeout, 10*time.Second) }
+
 // backoff returns the wait before redial attempt a (0-based): exponential
 // from 100ms, capped, with jitter in [d/2, d).
 func backoff(a int, max time.Duration) time.Duration {

@@ -18,7 +18,7 @@ import (
 func (n *Node) serveConn(ctx context.Context, nc net.Conn) {
 	defer nc.Close()
 	remote := nc.RemoteAddr().String()
-	nc.SetDeadline(n.opts.Now().Add(n.timeout))
+	nc.SetDeadline(n.opts.Now().Add(n.handshakeTimeout()))
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, n.sconf)
 	if err != nil {
 		n.log.Debug("inbound handshake failed", zap.String("remote", remote), zap.Error(err))

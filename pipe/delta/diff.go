@@ -37,7 +37,7 @@ const readAhead = 256 << 10
 // documentation), ending with the content's size and BLAKE3-256 hash.
 //
 // Diff streams: it writes ops as it goes, buffers at most 128 KiB +
-// 2·blockSize + 256 KiB of the new content plus 64 KiB of output, and has
+// 2·blockSize + 256 KiB of the new content plus 16 KiB of output, and has
 // flushed everything to w when it returns nil. On error, what was written is
 // an incomplete delta that Apply rejects.
 func Diff(sig *Signature, newFile io.Reader, w io.Writer) (Stats, error) {
@@ -45,7 +45,7 @@ func Diff(sig *Signature, newFile io.Reader, w io.Writer) (Stats, error) {
 		return Stats{}, errors.New("delta: Diff needs a signature (sign an empty old copy if there is none)")
 	}
 	cw := &countWriter{w: w}
-	e := &encoder{w: bufio.NewWriterSize(cw, 64<<10)}
+	e := &encoder{w: bufio.NewWriterSize(cw, 16<<10)}
 	hdr := append(deltaMagic[:], version)
 	hdr = binary.AppendUvarint(hdr, uint64(sig.fileSize))
 	hdr = binary.AppendUvarint(hdr, uint64(sig.blockSize))
@@ -239,7 +239,8 @@ type differ struct {
 	h     *blake3.Hasher // of everything read
 	total int64          // bytes read
 
-	buf             []byte
+	buf             []byte // grows up to maxBuf
+	maxBuf          int
 	start, pos, end int
 	eof             bool
 }
@@ -249,9 +250,15 @@ type differ struct {
 func (d *differ) fill(need int) error {
 	for empty := 0; d.end-d.pos < need && !d.eof; {
 		if d.end == len(d.buf) {
-			// The pending literal and the window are less than
-			// literalChunk + blockSize, so this frees at least readAhead.
-			n := copy(d.buf, d.buf[d.start:d.end])
+			// Start small for small files, double up to maxBuf, then
+			// slide: the pending literal and the window are less than
+			// literalChunk + blockSize, so that frees at least readAhead.
+			buf := d.buf
+			if len(buf) < d.maxBuf {
+				buf = make([]byte, min(2*len(buf), d.maxBuf))
+			}
+			n := copy(buf, d.buf[d.start:d.end])
+			d.buf = buf
 			d.pos -= d.start
 			d.end, d.start = n, 0
 		}
@@ -287,7 +294,8 @@ func (d *differ) match(i int) {
 
 func (d *differ) run() error {
 	bs := d.sig.blockSize
-	d.buf = make([]byte, literalChunk+bs+max(bs, readAhead))
+	d.maxBuf = literalChunk + bs + max(bs, readAhead)
+	d.buf = make([]byte, 2*bs+4<<10)
 	ix, t := d.ix, d.t
 	// The window right after a match is tried against the next block by
 	// strong hash first; at the start, against block 0.
@@ -341,13 +349,13 @@ func (d *differ) run() error {
 		// runs out or the pending literal is a full chunk.
 		buf := d.buf[:d.end]
 		pos, limit := d.pos, min(d.end-bs, d.start+literalChunk)
-		nb := uint32(bs)
+		nb, filter, mask := uint32(bs), ix.filter, ix.mask
 		for pos < limit {
 			out, in := t[buf[pos]], t[buf[pos+bs]]
 			a += in - out
 			b += a - nb*out
 			pos++
-			if w := weakOf(a, b); ix.mayHave(w) {
+			if w := weakOf(a, b); filter[(w&mask)>>6]&(1<<(w&63)) != 0 {
 				if j, ok := ix.find(w, buf[pos:pos+bs], -1, nil); ok {
 					d.pos = pos
 					d.match(j)

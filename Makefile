@@ -1,0 +1,48 @@
+# tandem: make demo (run it), make test (test it).
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
+FUZZTIME ?= 3s
+
+.PHONY: all build test test-short demo lint bench fuzz fuzz-short deps clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/tandem ./cmd/tandem
+
+## deps: install what the tests need (as root, with apt-get) or say what is missing.
+deps:
+	@bash .ci/deps
+
+## test: everything CI runs: vet, all tests with the race detector, a short fuzz of every decoder.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -timeout 15m ./...
+	@FUZZTIME=$(FUZZTIME) bash .ci/fuzz
+
+## test-short: the tests without race detector and fuzzing, for a quick edit loop.
+test-short:
+	$(GO) test -short ./...
+
+## demo: two nodes on this machine, paired, with a 50 ms each way link between them.
+demo: build
+	./bin/tandem demo --latency 50ms
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+## bench: Go benchmarks of the hot paths.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: every fuzz target for longer (FUZZTIME=10m make fuzz for a soak).
+fuzz: FUZZTIME = 1m
+fuzz:
+	@FUZZTIME=$(FUZZTIME) bash .ci/fuzz
+
+clean:
+	rm -rf bin
