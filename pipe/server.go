@@ -156,15 +156,17 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 					s.Send(&Refuse{Reason: reason})
 					return fmt.Errorf("refused peer %q: %s", m.Node, reason)
 				}
-				if err := s.Send(&Welcome{Version: version, Node: n.opts.Node, Epoch: n.opts.Epoch(),
-					TimeUnixNano: n.opts.Now().UnixNano()}); err != nil {
-					return err
-				}
+				// Streams are allowed before the Welcome goes out: the
+				// dialer may open one the moment it reads it.
+				handshook()
 				if m.Flags&HelloProbe == 0 {
 					n.setInbound(sconn, m)
 					defer n.clearInbound(sconn)
 				}
-				handshook()
+				if err := s.Send(&Welcome{Version: version, Node: n.opts.Node, Epoch: n.opts.Epoch(),
+					TimeUnixNano: n.opts.Now().UnixNano()}); err != nil {
+					return err
+				}
 			case *Ping:
 				if hello == nil {
 					return fmt.Errorf("%w: Ping before Hello", ErrMalformed)
