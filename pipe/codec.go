@@ -91,6 +91,10 @@ func (d *Decoder) Finish() error {
 // Remaining returns how many bytes are left.
 func (d *Decoder) Remaining() int { return len(d.buf) - d.off }
 
+// Fail records a decoding error found by the caller (a field out of range,
+// fields that contradict each other), unless an earlier one is recorded.
+func (d *Decoder) Fail(format string, args ...any) { d.fail(format, args...) }
+
 func (d *Decoder) fail(format string, args ...any) {
 	if d.err == nil {
 		d.err = fmt.Errorf("%w: at byte %d: %s", ErrMalformed, d.off, fmt.Sprintf(format, args...))

@@ -50,7 +50,7 @@ listn = "0.0.0.0:2222"
 		{"unknown subtable", "[ssh.opts]\n", []string{"tandem.toml:1: unknown table [ssh.opts]; known keys in [ssh]:"}},
 		{"unknown dotted key", "ssh.listen = \"0.0.0.0:2222\"\nssh.port = 22\n", []string{"tandem.toml:2: unknown key ssh.port"}},
 		{"unknown key in inline table", "sync = [{path = \"/a\"}, {paht = \"/b\"}]\n", []string{
-			"tandem.toml:1: unknown key sync[1].paht (did you mean path?); known keys in sync[1]: path, exclude"}},
+			"tandem.toml:1: unknown key sync[1].paht (did you mean path?); known keys in sync[1]: name, path, exclude"}},
 		{"top-level key below a table", minimal + "state_dir = \"/srv/tandem\"\n", []string{
 			"tandem.toml:9: unknown key sync.state_dir (state_dir is a top-level key: move it above the first [table])"}},
 		{"all unknown keys at once", "nod = 1\n[ssh]\nlistn = 2\n", []string{"tandem.toml:1: unknown key nod", "tandem.toml:3: unknown key ssh.listn"}},
@@ -302,7 +302,7 @@ func TestExampleConfig(t *testing.T) {
 			Timeout:        duration.Duration(5 * time.Second),
 		},
 		Peers: []pipe.Peer{{Name: "beta", Address: "203.0.113.7:2222"}},
-		Sync:  []watcher.Config{{Path: "/var/www", Exclude: []string{"*.tmp", "cache/"}}},
+		Sync:  []watcher.Config{{Name: "www", Path: "/var/www", Exclude: []string{"*.tmp", "cache/"}}},
 	}
 	if !sameConfig(c, &want) {
 		t.Errorf("example config = %+v, want %+v", *c, want)

@@ -5,23 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tandemhost/tandem/conflict"
 	"github.com/tandemhost/tandem/deploy"
 	"github.com/tandemhost/tandem/internal/control"
 	"github.com/tandemhost/tandem/pipe"
+	"github.com/tandemhost/tandem/watcher/index"
+	"github.com/tandemhost/tandem/watcher/replica"
 )
 
 // daemon is a running node: the parts, wired.
 type daemon struct {
-	cfg     *Config
-	log     *zap.Logger
-	node    *pipe.Node
-	started time.Time
+	cfg       *Config
+	log       *zap.Logger
+	node      *pipe.Node
+	db        *index.DB
+	conflicts *conflict.Log
+	files     *replica.Engine
+	started   time.Time
 }
 
 func cmdRun(e *env, args []string) int {
@@ -71,7 +78,43 @@ func newDaemon(cfg *Config, log *zap.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &daemon{cfg: cfg, log: log, node: node, started: time.Now()}, nil
+	d := &daemon{cfg: cfg, log: log, node: node, started: time.Now()}
+	if len(cfg.Sync) == 0 {
+		return d, nil
+	}
+	if d.db, err = index.Open(filepath.Join(cfg.StateDir, "index.db"), log); err != nil {
+		return nil, err
+	}
+	if d.conflicts, err = conflict.Open(cfg.StateDir); err != nil {
+		d.close()
+		return nil, err
+	}
+	var roots []replica.Root
+	for _, s := range cfg.Sync {
+		roots = append(roots, replica.Root{Name: s.ID(), Dir: s.Path, Exclude: s.Exclude})
+	}
+	d.files, err = replica.New(replica.Options{
+		Node: cfg.Node, Peer: cfg.Peers[0].Name, DB: d.db, Conflicts: d.conflicts, Roots: roots, Log: log,
+	})
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	d.files.Register(node)
+	return d, nil
+}
+
+// close releases what newDaemon opened.
+func (d *daemon) close() {
+	if d.files != nil {
+		d.files.Close()
+	}
+	if d.conflicts != nil {
+		d.conflicts.Close()
+	}
+	if d.db != nil {
+		d.db.Close()
+	}
 }
 
 // newNode builds the pipe node for cfg. `run` and `check` share it.
@@ -97,10 +140,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	d.log.Info("tandem started", zap.String("node", d.cfg.Node), zap.String("version", versionString()),
 		zap.String("ssh", d.node.Addr().String()), zap.String("control", ln.Addr().String()))
-	if len(d.cfg.Sync) > 0 {
-		d.log.Warn("file replication is not part of this build yet: [[sync]] trees are checked but not replicated",
-			zap.Int("trees", len(d.cfg.Sync)))
-	}
+	defer d.close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -120,6 +160,9 @@ func (d *daemon) run(ctx context.Context) error {
 		})
 	}
 	part("pipe", d.node.Run)
+	if d.files != nil {
+		part("files", d.files.Run)
+	}
 	part("control", func(ctx context.Context) error { return control.Serve(ctx, ln, d.controlHandler()) })
 	wg.Wait()
 	return errors.Join(errs...)

@@ -17,6 +17,32 @@ type Status struct {
 	Version string       `json:"version"`
 	Started time.Time    `json:"started"`
 	Peers   []PeerStatus `json:"peers"`
+	Sync    []SyncStatus `json:"sync"`
+}
+
+// SyncStatus is one synced tree.
+type SyncStatus struct {
+	Path  string `json:"path"`
+	Files int64  `json:"files"`
+	Dirs  int64  `json:"dirs"`
+	Bytes int64  `json:"bytes"`
+	// Queued counts local changes not yet sent; InFlight sent, not acked.
+	Queued   int64 `json:"queued"`
+	InFlight int64 `json:"in_flight"`
+	Sent     int64 `json:"sent"`
+	Applied  int64 `json:"applied"`
+	// LastApplied is when a change from the peer was last applied here.
+	LastApplied string `json:"last_applied"`
+	// LagMs is the age of the last applied change (its mtime on the peer
+	// to its apply here).
+	LagMs    float64 `json:"lag_ms"`
+	Scanning bool    `json:"scanning"`
+	// ScannedFiles and HashedFiles count the scans' work since start.
+	ScannedFiles int64  `json:"scanned_files"`
+	HashedFiles  int64  `json:"hashed_files"`
+	Watches      int64  `json:"watches"`
+	Halted       string `json:"halted"`
+	Error        string `json:"error"`
 }
 
 // PeerStatus is the link to one peer.
@@ -40,7 +66,7 @@ type PeerStatus struct {
 
 func (d *daemon) status() Status {
 	p := d.node.Status()
-	return Status{
+	st := Status{
 		Node:    d.cfg.Node,
 		Version: versionString(),
 		Started: d.started.UTC(),
@@ -58,7 +84,25 @@ func (d *daemon) status() Status {
 			Protocol:      int(p.PeerVersion),
 			Connects:      p.Connects,
 		}},
+		Sync: []SyncStatus{},
 	}
+	if d.files == nil {
+		return st
+	}
+	for _, r := range d.files.Status() {
+		l := d.files.Local(r.Name)
+		ss := SyncStatus{
+			Path: r.Name, Queued: r.Queued, InFlight: r.InFlight, Sent: r.Sent, Applied: r.Applied,
+			LastApplied: rfc3339(r.LastApplied), LagMs: ms(r.Lag), Scanning: l.Scanning,
+			ScannedFiles: l.ScanFiles, HashedFiles: l.ScanHashed, Watches: l.Watches,
+			Halted: r.Halted, Error: l.Error,
+		}
+		if c, err := d.db.Count(r.Name); err == nil {
+			ss.Files, ss.Dirs, ss.Bytes = c.Files, c.Dirs, c.Bytes
+		}
+		st.Sync = append(st.Sync, ss)
+	}
+	return st
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -117,4 +161,35 @@ func printStatus(w io.Writer, st Status, now time.Time) {
 			fmt.Fprintf(w, "  last error: %s\n", p.LastError)
 		}
 	}
+	for _, s := range st.Sync {
+		fmt.Fprintf(w, "tree %s: %d files, %d dirs, %s\n", s.Path, s.Files, s.Dirs, humanBytes(s.Bytes))
+		if s.Halted != "" {
+			fmt.Fprintf(w, "  HALTED: %s\n", s.Halted)
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", s.Error)
+		}
+		scan := "idle"
+		if s.Scanning {
+			scan = fmt.Sprintf("scanning (%d files looked at, %d hashed)", s.ScannedFiles, s.HashedFiles)
+		}
+		fmt.Fprintf(w, "  to peer: %d queued, %d in flight, %d sent; from peer: %d applied", s.Queued, s.InFlight, s.Sent, s.Applied)
+		if s.LastApplied != "" {
+			fmt.Fprintf(w, ", last lag %.0f ms", s.LagMs)
+		}
+		fmt.Fprintf(w, "\n  watcher: %d directories watched, %s\n", s.Watches, scan)
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

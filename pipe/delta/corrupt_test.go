@@ -268,6 +268,14 @@ func TestDiffReadError(t *testing.T) {
 	if _, err := Diff(sig, bytes.NewReader(nil), errWriter{boom}); !errors.Is(err, boom) {
 		t.Errorf("Diff to a failing writer = %v, want %v", err, boom)
 	}
+	// A failed write stops Diff early rather than after the whole file.
+	r2 := bytes.NewReader(randBytes(2, 10<<20))
+	if _, err := Diff(sig, r2, errWriter{boom}); !errors.Is(err, boom) {
+		t.Errorf("Diff to a failing writer = %v, want %v", err, boom)
+	}
+	if read := 10<<20 - r2.Len(); read > 1<<20 {
+		t.Errorf("Diff read %d bytes after its writer failed", read)
+	}
 	if _, err := Diff(nil, bytes.NewReader(nil), io.Discard); err == nil {
 		t.Error("Diff(nil signature) succeeded")
 	}

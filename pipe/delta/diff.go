@@ -303,6 +303,10 @@ func (d *differ) run() error {
 	haveWeak := false
 	var a, b uint32 // the weak sums of the window, when haveWeak
 	for {
+		if d.e.err != nil {
+			// Stop reading once the delta cannot be delivered.
+			return fmt.Errorf("write delta: %w", d.e.err)
+		}
 		if !haveWeak {
 			if err := d.fill(bs); err != nil {
 				return err

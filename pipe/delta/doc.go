@@ -44,15 +44,16 @@
 //
 // Diff slides a window over the new content. Right after a match it first
 // tries the next block by strong hash alone (the common case: unchanged
-// data), so an unchanged region costs one BLAKE3 pass and no weak sums. Where
-// nothing matches it rolls the weak sum byte by byte through a bit filter;
+// data), so an unchanged region costs one BLAKE3 pass over its blocks (and
+// one for the whole-file hash) and no weak sums. Where nothing matches it rolls the weak sum byte by byte through a bit filter;
 // only a filter hit costs a map lookup, and only an exact weak hit costs a
 // strong hash. A short last block can only match at the end of the new file.
 //
 // # Encodings
 //
-// Integers are unsigned LEB128 varints (uvar) unless a width is given; fixed
-// widths are little-endian.
+// Integers are unsigned LEB128 varints (uvar) in their shortest form (a
+// padded varint is corrupt, so every value has one encoding) unless a width
+// is given; fixed widths are little-endian.
 //
 // Signature, version 1:
 //
@@ -75,8 +76,9 @@
 //
 // # Limits
 //
-// Decoders check every length before using it and allocate in proportion to
-// input actually received, never to a length they were told:
+// Decoders check every length before using it. They allocate as input
+// arrives, at most one literal chunk ahead of it, never in proportion to a
+// length they were told:
 //
 //   - a signature or delta names a block size in [MinWireBlockSize,
 //     MaxBlockSize], a file of at most MaxFileSize bytes and at most

@@ -1,0 +1,692 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/zeebo/blake3"
+	"go.uber.org/zap"
+
+	"github.com/tandemhost/tandem/conflict"
+	"github.com/tandemhost/tandem/pipe"
+	"github.com/tandemhost/tandem/pipe/delta"
+	"github.com/tandemhost/tandem/watcher/index"
+)
+
+// recvBatch bounds how many changes are applied in one index transaction.
+const recvBatch = 512
+
+// receiver applies one sender's changes to one root. One goroutine (run)
+// owns it; bulk streams reach its large transfers through pendingMu.
+type receiver struct {
+	e  *Engine
+	r  *rootState
+	st *pipe.Stream
+
+	// Seqs received and not yet applied, ascending: large files waiting
+	// for their content. The watermark stays below the first.
+	waiting []uint64
+	// last is the highest seq received so far.
+	last uint64
+	// acked is the watermark committed and acked.
+	acked uint64
+
+	pendingMu sync.Mutex // guards pending
+	pending   map[uint64]*transfer
+
+	done chan *transfer // transfers whose every byte arrived
+}
+
+// transfer is a large file arriving over bulk streams.
+type transfer struct {
+	c     *Change
+	tmp   *os.File
+	name  string
+	basis *os.File // the receiver's copy the deltas refer to, or nil
+	mu    sync.Mutex
+	got   int64
+	err   error
+}
+
+// receivers finds the receiver of a root for bulk streams.
+var errNoTransfer = errors.New("no such transfer")
+
+func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
+	typ, body, err := st.Recv()
+	if err != nil {
+		return err
+	}
+	var open Open
+	if typ != typeOpen {
+		return fmt.Errorf("%w: type %d instead of Open", pipe.ErrMalformed, typ)
+	}
+	if err := pipe.Unmarshal(body, &open); err != nil {
+		return err
+	}
+	r := e.roots[open.Root]
+	if r == nil {
+		st.Send(&Opened{Error: fmt.Sprintf("node %s syncs no tree %s; add a [[sync]] with that path or remove it on %s", e.opts.Node, open.Root, e.opts.Peer)})
+		return nil
+	}
+	if h := r.halted.Load(); h != nil {
+		st.Send(&Opened{Error: fmt.Sprintf("tree %s is halted on %s: %s", r.Name, e.opts.Node, *h)})
+		return nil
+	}
+	r.recvMu.Lock()
+	defer r.recvMu.Unlock()
+	wm, err := e.opts.DB.Watermark(r.Name, e.opts.Peer)
+	if err != nil {
+		return err
+	}
+	if err := st.Send(&Opened{Watermark: wm}); err != nil {
+		return err
+	}
+	rc := &receiver{e: e, r: r, st: st, last: wm, acked: wm, pending: make(map[uint64]*transfer), done: make(chan *transfer, 16)}
+	e.setReceiver(r.Name, rc)
+	defer e.setReceiver(r.Name, nil)
+	defer rc.dropAll()
+	return rc.run(ctx)
+}
+
+// Receivers by root, for bulk streams.
+var (
+	recvMu    sync.Mutex // guards receivers
+	receivers = map[*Engine]map[string]*receiver{}
+)
+
+func (e *Engine) setReceiver(root string, rc *receiver) {
+	recvMu.Lock()
+	defer recvMu.Unlock()
+	m := receivers[e]
+	if m == nil {
+		m = map[string]*receiver{}
+		receivers[e] = m
+	}
+	if rc == nil {
+		delete(m, root)
+		if len(m) == 0 {
+			delete(receivers, e)
+		}
+		return
+	}
+	m[root] = rc
+}
+
+func (e *Engine) receiverOf(root string) *receiver {
+	recvMu.Lock()
+	defer recvMu.Unlock()
+	return receivers[e][root]
+}
+
+type incoming struct {
+	change  *Change
+	abandon uint64
+}
+
+func (rc *receiver) run(ctx context.Context) error {
+	in := make(chan incoming, recvBatch)
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			typ, body, err := rc.st.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			var item incoming
+			switch typ {
+			case typeChange:
+				c, err := decodeChange(body)
+				if err != nil {
+					errc <- fmt.Errorf("refused change: %w", err)
+					return
+				}
+				c.Data = bytes.Clone(c.Data)
+				item.change = c
+			case typeAbandon:
+				var m Abandon
+				if err := pipe.Unmarshal(body, &m); err != nil {
+					errc <- err
+					return
+				}
+				item.abandon = m.Seq
+			default:
+				errc <- fmt.Errorf("%w: frame type %d from sender", pipe.ErrMalformed, typ)
+				return
+			}
+			select {
+			case in <- item:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if errors.Is(err, pipe.ErrMalformed) || errors.Is(err, ErrBadPath) {
+				rc.e.log.Warn("refused a change from the peer; closing its stream", zap.String("root", rc.r.Name), zap.Error(err))
+			}
+			return err
+		case t := <-rc.done:
+			if err := rc.finish(ctx, t); err != nil {
+				return err
+			}
+		case item := <-in:
+			batch := []incoming{item}
+		drain:
+			for len(batch) < recvBatch {
+				select {
+				case item := <-in:
+					batch = append(batch, item)
+				default:
+					break drain
+				}
+			}
+			if err := rc.apply(ctx, batch); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// apply decides and applies a batch of changes and acks what is durable.
+func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
+	var changes []*Change
+	for _, it := range batch {
+		if it.change != nil {
+			if it.change.Seq <= rc.last {
+				return fmt.Errorf("%w: change %d after %d", pipe.ErrMalformed, it.change.Seq, rc.last)
+			}
+			rc.last = it.change.Seq
+			changes = append(changes, it.change)
+		} else {
+			rc.abandon(it.abandon)
+		}
+	}
+	if len(changes) == 0 {
+		return rc.commit(nil, nil)
+	}
+	paths := make([]string, 0, len(changes))
+	for _, c := range changes {
+		paths = append(paths, c.Rec.Path)
+	}
+	if err := rc.refresh(ctx, paths); err != nil {
+		return err
+	}
+	release := rc.e.opts.DB.Hold(rc.r.Name, paths...)
+	defer release()
+	var recs []index.Record
+	for _, c := range changes {
+		out, err := rc.act(c, nil)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, out...)
+	}
+	return rc.commit(recs, paths, release)
+}
+
+// refresh scans paths so that the index knows about local writes that
+// happened since the last event: they must be decided against, not
+// overwritten.
+func (rc *receiver) refresh(ctx context.Context, paths []string) error {
+	changed, err := index.Scan(ctx, rc.e.opts.DB, rc.r.Name, rc.r.Dir, rc.e.opts.Node, index.ScanOptions{
+		Paths: paths, Excluded: rc.r.Excluded, Workers: 2,
+	})
+	if errors.Is(err, index.ErrRootVanished) {
+		reason := err.Error()
+		rc.r.halted.Store(&reason)
+		return err
+	}
+	if err != nil {
+		rc.e.log.Warn("scan before apply", zap.String("root", rc.r.Name), zap.Error(err))
+	}
+	if len(changed) > 0 {
+		rc.e.Notify(rc.r.Name)
+	}
+	return nil
+}
+
+// commit stores recs with the new watermark, releases holds, asks for a
+// rescan of the paths written and acks.
+func (rc *receiver) commit(recs []index.Record, paths []string, release ...func()) error {
+	wm := rc.last
+	if len(rc.waiting) > 0 {
+		wm = rc.waiting[0] - 1
+	}
+	if wm < rc.acked {
+		wm = rc.acked
+	}
+	if len(recs) > 0 || wm > rc.acked {
+		if _, err := rc.e.opts.DB.Apply(rc.r.Name, rc.e.opts.Peer, wm, recs...); err != nil {
+			return fmt.Errorf("record applied changes: %w", err)
+		}
+	}
+	for _, f := range release {
+		f()
+	}
+	if len(paths) > 0 {
+		rc.e.rescan(rc.r.Name, paths)
+	}
+	if wm > rc.acked {
+		rc.acked = wm
+		if err := rc.st.Send(&Ack{Seq: wm}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// content is where a file's new bytes come from when a change is acted on.
+type content struct {
+	inline []byte // the whole content
+	tmp    *os.File
+	name   string // tmp's name in the root
+}
+
+// act applies one change (whose content is in c or in ct) and returns the
+// index records to store. A large file whose content has not arrived yet
+// starts a transfer and returns nothing.
+func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
+	e, r, rec := rc.e, rc.r, &c.Rec
+	if r.Excluded(rec.Path, rec.Type == index.Dir) {
+		return nil, nil
+	}
+	local, ok, err := e.opts.DB.Get(r.Name, rec.Path)
+	if err != nil {
+		return nil, err
+	}
+	taken := func(name string) bool {
+		_, err := r.tree.root.Lstat(name)
+		return err == nil
+	}
+	d := conflict.Decide(rec.Path, versionOf(e.opts.Node, &local, ok), versionOf(e.opts.Peer, rec, true), taken)
+
+	// Where the remote version must be written, if anywhere.
+	dest := ""
+	switch {
+	case d.Action == conflict.Apply || (d.Action == conflict.Conflict && d.Winner == conflict.Remote):
+		dest = rec.Path
+	case d.Action == conflict.Conflict && d.KeepLoserAs != "":
+		dest = d.KeepLoserAs
+	}
+	if dest != "" && rec.Type == index.File && !rec.Deleted && ct == nil && c.Flags&flagInline == 0 {
+		same := ok && !local.Deleted && local.Type == index.File && local.Hash == rec.Hash && dest == rec.Path
+		if !same {
+			return nil, rc.startTransfer(c, ok, &local)
+		}
+	}
+
+	now := e.opts.Now()
+	var out []index.Record
+	switch d.Action {
+	case conflict.Ignore:
+		return nil, nil
+	case conflict.Merge:
+		m := local
+		m.Vector = d.Merged
+		if d.Winner == conflict.Remote {
+			m.Mode, m.UID, m.GID, m.MtimeNs = rec.Mode, rec.UID, rec.GID, rec.MtimeNs
+			if err := r.tree.setMeta(rec.Path, &m); err != nil {
+				return nil, fmt.Errorf("apply %s: %w", rec.Path, err)
+			}
+		}
+		r.tree.stamp(&m)
+		return []index.Record{m}, nil
+	case conflict.Apply:
+		w := *rec
+		w.Vector = d.Merged
+		if err := rc.write(&w, c, ct, ok, &local); err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	case conflict.Conflict:
+		if d.Winner == conflict.Remote {
+			if d.KeepLoserAs != "" && ok && !local.Deleted {
+				if err := r.tree.renameIn(rec.Path, d.KeepLoserAs); err != nil {
+					return nil, fmt.Errorf("keep %s's version of %s: %w", e.opts.Node, rec.Path, err)
+				}
+				cp := local
+				cp.Path, cp.Vector, cp.Origin = d.KeepLoserAs, d.CopyVector, e.opts.Node
+				r.tree.stamp(&cp)
+				out = append(out, cp)
+			}
+			w := *rec
+			w.Vector = d.Merged
+			if err := rc.write(&w, c, ct, false, nil); err != nil {
+				return nil, err
+			}
+			out = append(out, w)
+		} else {
+			if d.KeepLoserAs != "" && !rec.Deleted {
+				cp := *rec
+				cp.Path, cp.Vector = d.KeepLoserAs, d.CopyVector
+				if err := rc.write(&cp, c, ct, false, nil); err != nil {
+					return nil, err
+				}
+				out = append(out, cp)
+			}
+			m := local
+			m.Vector = d.Merged
+			r.tree.stamp(&m)
+			out = append(out, m)
+		}
+		entry := conflict.NewEntry(r.Name, rec.Path, versionOf(e.opts.Node, &local, ok), versionOf(e.opts.Peer, rec, true), d)
+		entry.Time = now.UTC()
+		if e.opts.Conflicts != nil {
+			if _, err := e.opts.Conflicts.Append(entry); err != nil {
+				return nil, fmt.Errorf("conflict log: %w", err)
+			}
+		}
+		e.log.Warn("conflict", zap.String("root", r.Name), zap.String("path", rec.Path),
+			zap.String("winner", d.Winner.Of(versionOf(e.opts.Node, &local, ok), versionOf(e.opts.Peer, rec, true)).Node),
+			zap.String("kept_as", d.KeepLoserAs), zap.String("kind", string(d.Kind)))
+	}
+	r.applied.Add(1)
+	r.lastApp.Store(now.UnixNano())
+	if rec.MtimeNs > 0 && rec.Type == index.File {
+		r.lagNs.Store(max(0, now.UnixNano()-rec.MtimeNs))
+	}
+	return out, nil
+}
+
+// write puts version w (a record from the peer, maybe at another path) on
+// disk and stamps it. For files the content comes from ct, the change's
+// inline data, or (same hash) the local copy already there.
+func (rc *receiver) write(w *index.Record, c *Change, ct *content, hadLocal bool, local *index.Record) error {
+	t := rc.r.tree
+	if w.Deleted {
+		err := t.remove(w.Path)
+		if errors.Is(err, errNotEmpty) {
+			// The directory still holds entries this node has and the
+			// peer did not delete: they replicate back and keep it.
+			return nil
+		}
+		return err
+	}
+	// A directory in the way of a file or symlink stays if it holds
+	// anything; otherwise it goes.
+	if w.Type != index.Dir {
+		if fi, err := t.root.Lstat(w.Path); err == nil && fi.IsDir() {
+			if err := t.remove(w.Path); err != nil {
+				return fmt.Errorf("replace directory %s with a %s: %w", w.Path, w.Type, err)
+			}
+		}
+	}
+	switch w.Type {
+	case index.Dir:
+		if fi, err := t.root.Lstat(w.Path); err == nil && !fi.IsDir() {
+			if err := t.remove(w.Path); err != nil {
+				return err
+			}
+		}
+		if err := t.mkdir(w.Path, w); err != nil {
+			return err
+		}
+	case index.Symlink:
+		if err := t.symlink(w.Path, w); err != nil {
+			return err
+		}
+	case index.File:
+		switch {
+		case ct != nil && ct.tmp != nil:
+			if err := t.commitFile(ct.tmp, ct.name, w.Path, w); err != nil {
+				return err
+			}
+			ct.tmp = nil
+		case c.Flags&flagInline != 0:
+			data := c.Data
+			if c.Flags&flagZstd != 0 {
+				var err error
+				if data, err = zdec.DecodeAll(c.Data, make([]byte, 0, w.Size)); err != nil {
+					return fmt.Errorf("%w: content of %s: %v", pipe.ErrMalformed, w.Path, err)
+				}
+			}
+			if int64(len(data)) != w.Size || blake3.Sum256(data) != w.Hash {
+				return fmt.Errorf("%w: content of %s does not match its hash", pipe.ErrMalformed, w.Path)
+			}
+			f, name, err := t.createTemp(w.Path)
+			if err != nil {
+				return err
+			}
+			if _, err := f.Write(data); err != nil {
+				f.Close()
+				t.root.Remove(name)
+				return fmt.Errorf("write %s: %w", w.Path, err)
+			}
+			if err := t.commitFile(f, name, w.Path, w); err != nil {
+				return err
+			}
+		default:
+			// Same content as the local copy: only metadata changes.
+			if err := t.setMeta(w.Path, w); err != nil {
+				return fmt.Errorf("apply %s: %w", w.Path, err)
+			}
+		}
+	}
+	t.stamp(w)
+	return nil
+}
+
+// startTransfer asks the sender for a large file's content, as deltas
+// against the local copy at the same path when there is one.
+func (rc *receiver) startTransfer(c *Change, hadLocal bool, local *index.Record) error {
+	t := rc.r.tree
+	tmp, name, err := t.createTemp(c.Rec.Path)
+	if err != nil {
+		return err
+	}
+	if err := tmp.Truncate(c.Rec.Size); err != nil {
+		tmp.Close()
+		t.root.Remove(name)
+		return err
+	}
+	tr := &transfer{c: c, tmp: tmp, name: name}
+	var sig bytes.Buffer
+	if hadLocal && !local.Deleted && local.Type == index.File {
+		if f, err := t.root.Open(c.Rec.Path); err == nil {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				if s, err := delta.Sign(io.NewSectionReader(f, 0, fi.Size()), fi.Size()); err == nil {
+					s.WriteTo(&sig)
+					tr.basis = f
+				}
+			}
+			if tr.basis == nil {
+				f.Close()
+			}
+		}
+	}
+	rc.pendingMu.Lock()
+	rc.pending[c.Seq] = tr
+	rc.pendingMu.Unlock()
+	rc.waiting = append(rc.waiting, c.Seq)
+	return rc.st.Send(&Want{Seq: c.Seq, Signature: sig.Bytes()})
+}
+
+// finish applies a large file whose bytes all arrived.
+func (rc *receiver) finish(ctx context.Context, tr *transfer) error {
+	rc.forget(tr.c.Seq)
+	defer tr.close(rc.r.tree)
+	if tr.err != nil {
+		rc.e.log.Warn("large file transfer failed; it is sent again on reconnect", zap.String("path", tr.c.Rec.Path), zap.Error(tr.err))
+		return tr.err
+	}
+	h := blake3.New()
+	if _, err := io.Copy(h, io.NewSectionReader(tr.tmp, 0, tr.c.Rec.Size)); err != nil {
+		return err
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	if sum != tr.c.Rec.Hash {
+		return fmt.Errorf("%w: content of %s does not match its hash", pipe.ErrMalformed, tr.c.Rec.Path)
+	}
+	paths := []string{tr.c.Rec.Path}
+	if err := rc.refresh(ctx, paths); err != nil {
+		return err
+	}
+	release := rc.e.opts.DB.Hold(rc.r.Name, paths...)
+	defer release()
+	ct := &content{tmp: tr.tmp, name: tr.name}
+	recs, err := rc.act(tr.c, ct)
+	if ct.tmp == nil {
+		tr.mu.Lock()
+		tr.tmp = nil // renamed into place
+		tr.mu.Unlock()
+	}
+	if err != nil {
+		return err
+	}
+	return rc.commit(recs, paths, release)
+}
+
+// abandon drops a transfer whose source changed: a newer change follows.
+func (rc *receiver) abandon(seq uint64) {
+	rc.pendingMu.Lock()
+	tr := rc.pending[seq]
+	rc.pendingMu.Unlock()
+	if tr == nil {
+		return
+	}
+	rc.forget(seq)
+	tr.close(rc.r.tree)
+}
+
+// forget removes seq from the transfers and the waiting list.
+func (rc *receiver) forget(seq uint64) {
+	rc.pendingMu.Lock()
+	delete(rc.pending, seq)
+	rc.pendingMu.Unlock()
+	i := sort.Search(len(rc.waiting), func(i int) bool { return rc.waiting[i] >= seq })
+	if i < len(rc.waiting) && rc.waiting[i] == seq {
+		rc.waiting = append(rc.waiting[:i], rc.waiting[i+1:]...)
+	}
+}
+
+// dropAll removes every unfinished transfer's temp file.
+func (rc *receiver) dropAll() {
+	rc.pendingMu.Lock()
+	defer rc.pendingMu.Unlock()
+	for seq, tr := range rc.pending {
+		tr.close(rc.r.tree)
+		delete(rc.pending, seq)
+	}
+}
+
+func (tr *transfer) close(t *tree) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.basis != nil {
+		tr.basis.Close()
+		tr.basis = nil
+	}
+	if tr.tmp != nil {
+		tr.tmp.Close()
+		t.root.Remove(tr.name)
+		tr.tmp = nil
+	}
+}
+
+// receiveBulk serves one bulk stream: ranges of large files, applied into
+// their transfers' temp files.
+func (e *Engine) receiveBulk(ctx context.Context, st *pipe.Stream) error {
+	for {
+		typ, body, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if typ != typeRange {
+			return fmt.Errorf("%w: frame type %d on a bulk stream", pipe.ErrMalformed, typ)
+		}
+		var m Range
+		if err := pipe.Unmarshal(body, &m); err != nil {
+			return err
+		}
+		rc := e.receiverOf(m.Root)
+		if rc == nil {
+			continue // the root's stream ended; the change is sent again
+		}
+		rc.pendingMu.Lock()
+		tr := rc.pending[m.Seq]
+		rc.pendingMu.Unlock()
+		if tr == nil {
+			continue // abandoned or superseded
+		}
+		if err := tr.put(&m); err != nil {
+			tr.mu.Lock()
+			tr.err = err
+			tr.mu.Unlock()
+			rc.done <- tr
+			continue
+		}
+		tr.mu.Lock()
+		complete := tr.got == tr.c.Rec.Size && tr.err == nil
+		tr.mu.Unlock()
+		if complete {
+			select {
+			case rc.done <- tr:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// put applies one range's delta into the temp file.
+func (tr *transfer) put(m *Range) error {
+	tr.mu.Lock()
+	tmp, basis := tr.tmp, tr.basis
+	tr.mu.Unlock()
+	if tmp == nil {
+		return errNoTransfer
+	}
+	if m.Offset+m.Size > tr.c.Rec.Size {
+		return fmt.Errorf("%w: range beyond the end of %s", pipe.ErrMalformed, tr.c.Rec.Path)
+	}
+	var old io.ReaderAt = bytes.NewReader(nil)
+	if basis != nil {
+		old = basis
+	}
+	w := &limitedWriter{w: io.NewOffsetWriter(tmp, m.Offset), left: m.Size}
+	if _, err := delta.Apply(old, bytes.NewReader(m.Delta), w, delta.Limits{MaxNewSize: m.Size}); err != nil {
+		return fmt.Errorf("range of %s: %w", tr.c.Rec.Path, err)
+	}
+	if w.left != 0 {
+		return fmt.Errorf("%w: range of %s is %d bytes short", pipe.ErrMalformed, tr.c.Rec.Path, w.left)
+	}
+	tr.mu.Lock()
+	tr.got += m.Size
+	tr.mu.Unlock()
+	return nil
+}
+
+// limitedWriter refuses to write more than left bytes.
+type limitedWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		return 0, fmt.Errorf("%w: range longer than announced", pipe.ErrMalformed)
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	return n, err
+}

@@ -1,0 +1,219 @@
+package replica
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"syscall"
+	"time"
+
+	"github.com/tandemhost/tandem/watcher/index"
+)
+
+// tree writes into one sync root. Every path goes through os.Root, so
+// nothing a peer names can reach outside the root, symlinks included.
+type tree struct {
+	dir   string
+	root  *os.Root
+	chown bool // running as root: keep owners
+}
+
+func openTree(dir string) (*tree, error) {
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open sync root: %w", err)
+	}
+	return &tree{dir: dir, root: r, chown: os.Geteuid() == 0}, nil
+}
+
+func (t *tree) Close() error { return t.root.Close() }
+
+// tempName returns a fresh temporary name in rel's directory.
+func tempName(rel string) string {
+	var b [8]byte
+	rand.Read(b[:])
+	return path.Join(path.Dir(rel), index.TmpPrefix+hex.EncodeToString(b[:]))
+}
+
+// parent makes sure rel's parent directories exist.
+func (t *tree) parent(rel string) error {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	if err := t.root.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create parent of %s: %w", rel, err)
+	}
+	return nil
+}
+
+// createTemp creates a temporary file beside rel, mode 0600.
+func (t *tree) createTemp(rel string) (*os.File, string, error) {
+	if err := t.parent(rel); err != nil {
+		return nil, "", err
+	}
+	name := tempName(rel)
+	f, err := t.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, "", fmt.Errorf("create temp for %s: %w", rel, err)
+	}
+	return f, name, nil
+}
+
+// commitFile gives the temp file f (named tmp) rec's metadata, makes it
+// durable and renames it over rel, then syncs the directory. f is closed.
+func (t *tree) commitFile(f *os.File, tmp, rel string, rec *index.Record) error {
+	err := func() error {
+		if t.chown {
+			if err := f.Chown(int(rec.UID), int(rec.GID)); err != nil {
+				return err
+			}
+		}
+		if err := f.Chmod(fs.FileMode(rec.Mode)&fs.ModePerm | modeBits(rec.Mode)); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		return f.Close()
+	}()
+	if err != nil {
+		f.Close()
+		t.root.Remove(tmp)
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	mt := time.Unix(0, rec.MtimeNs)
+	if err := t.root.Chtimes(tmp, mt, mt); err != nil {
+		t.root.Remove(tmp)
+		return fmt.Errorf("set mtime of %s: %w", rel, err)
+	}
+	return t.renameIn(tmp, rel)
+}
+
+// renameIn renames from over to (replacing a file or symlink there) and
+// syncs the directory.
+func (t *tree) renameIn(from, to string) error {
+	if err := t.root.Rename(from, to); err != nil {
+		t.root.Remove(from)
+		return fmt.Errorf("rename into %s: %w", to, err)
+	}
+	return t.syncDir(path.Dir(to))
+}
+
+func (t *tree) syncDir(dir string) error {
+	d, err := t.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// symlink makes rel a symlink to target (replacing a file or symlink).
+func (t *tree) symlink(rel string, rec *index.Record) error {
+	if err := t.parent(rel); err != nil {
+		return err
+	}
+	tmp := tempName(rel)
+	if err := t.root.Symlink(rec.Target, tmp); err != nil {
+		return fmt.Errorf("symlink %s: %w", rel, err)
+	}
+	if t.chown {
+		t.root.Lchown(tmp, int(rec.UID), int(rec.GID))
+	}
+	return t.renameIn(tmp, rel)
+}
+
+// mkdir makes rel a directory with rec's mode and owner.
+func (t *tree) mkdir(rel string, rec *index.Record) error {
+	if err := t.parent(rel); err != nil {
+		return err
+	}
+	err := t.root.Mkdir(rel, 0o700)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("mkdir %s: %w", rel, err)
+	}
+	if t.chown {
+		if err := t.root.Lchown(rel, int(rec.UID), int(rec.GID)); err != nil {
+			return fmt.Errorf("chown %s: %w", rel, err)
+		}
+	}
+	if err := t.root.Chmod(rel, fs.FileMode(rec.Mode)&fs.ModePerm|modeBits(rec.Mode)); err != nil {
+		return fmt.Errorf("chmod %s: %w", rel, err)
+	}
+	return nil
+}
+
+// remove deletes rel: a file, a symlink or an empty directory. A directory
+// that still holds entries is left alone (errNotEmpty): what is in it has
+// versions of its own and will replicate.
+func (t *tree) remove(rel string) error {
+	err := t.root.Remove(rel)
+	switch {
+	case err == nil:
+		return t.syncDir(path.Dir(rel))
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
+		return errNotEmpty
+	}
+	return fmt.Errorf("remove %s: %w", rel, err)
+}
+
+var errNotEmpty = errors.New("directory not empty")
+
+// setMeta gives an existing path rec's mode, owner and mtime.
+func (t *tree) setMeta(rel string, rec *index.Record) error {
+	if rec.Type == index.Symlink {
+		return nil
+	}
+	if t.chown {
+		if err := t.root.Lchown(rel, int(rec.UID), int(rec.GID)); err != nil {
+			return err
+		}
+	}
+	if err := t.root.Chmod(rel, fs.FileMode(rec.Mode)&fs.ModePerm|modeBits(rec.Mode)); err != nil {
+		return err
+	}
+	if rec.Type == index.File {
+		mt := time.Unix(0, rec.MtimeNs)
+		return t.root.Chtimes(rel, mt, mt)
+	}
+	return nil
+}
+
+// stamp fills rec's local stat cache from the path as it is now.
+func (t *tree) stamp(rec *index.Record) {
+	fi, err := t.root.Lstat(rec.Path)
+	if err != nil {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		rec.Ino, rec.Dev, rec.CtimeNs = st.Ino, uint64(st.Dev), st.Ctim.Nano()
+		if !t.chown {
+			// Owners are not ours to set: record what the disk says, or
+			// the next scan would see a change that is not one.
+			rec.UID, rec.GID = st.Uid, st.Gid
+		}
+	}
+}
+
+// modeBits turns setuid/setgid/sticky from a record's mode (Unix bits) into
+// fs.FileMode bits.
+func modeBits(m uint32) fs.FileMode {
+	var b fs.FileMode
+	if m&0o4000 != 0 {
+		b |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		b |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		b |= fs.ModeSticky
+	}
+	return b
+}
