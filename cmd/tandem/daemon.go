@@ -173,6 +173,9 @@ func (d *daemon) controlHandler() http.Handler {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		control.WriteJSON(w, http.StatusOK, d.status())
 	})
+	if d.conflicts != nil {
+		conflictRoutes(mux, d.conflicts, syncRootDirs(d.cfg))
+	}
 	return mux
 }
 

@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tandemhost/tandem/conflict"
+	"github.com/tandemhost/tandem/internal/control"
 	"github.com/tandemhost/tandem/internal/faultproxy"
 )
 
@@ -179,8 +181,6 @@ func (fp *filePair) waitIdentical(t *testing.T, timeout time.Duration) {
 	t.Fatalf("trees differ after %v:\n%s", timeout, last)
 }
 
-var _ = conflict.Open
-
 func TestFilesReplicateBothWays(t *testing.T) {
 	fp := startFilePair(t, 50*time.Millisecond)
 	a, b := fp.dirs[0], fp.dirs[1]
@@ -271,4 +271,103 @@ func leftovers(t *testing.T, dir string) {
 		}
 		return nil
 	})
+}
+
+func TestFilesConflictsDuringPartition(t *testing.T) {
+	fp := startFilePair(t, 20*time.Millisecond)
+	a, b := fp.dirs[0], fp.dirs[1]
+	write(t, filepath.Join(a, "page.html"), "v1")
+	write(t, filepath.Join(a, "doomed.txt"), "v1")
+	write(t, filepath.Join(a, "both-delete.txt"), "v1")
+	fp.start(t)
+	fp.waitIdentical(t, 20*time.Second)
+
+	// Partition: each side's link drops silently.
+	for _, p := range fp.proxies {
+		p.Blackhole(true)
+	}
+	for _, n := range fp.nodes {
+		waitPeer(t, n, "link down in the partition", func(p PeerStatus) bool { return !p.Connected })
+	}
+	base := [2]int64{hashedFiles(t, fp.nodes[0]), hashedFiles(t, fp.nodes[1])}
+	// Concurrent edits of the same file; beta's is newer.
+	write(t, filepath.Join(a, "page.html"), "alpha's edit")
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(a, "page.html"), old, old)
+	write(t, filepath.Join(b, "page.html"), "beta's edit")
+	// Delete on alpha, modify on beta: the modification wins.
+	os.Remove(filepath.Join(a, "doomed.txt"))
+	write(t, filepath.Join(b, "doomed.txt"), "beta keeps this")
+	// Both delete: no conflict.
+	os.Remove(filepath.Join(a, "both-delete.txt"))
+	os.Remove(filepath.Join(b, "both-delete.txt"))
+	// Both create the same new file with the same content: no conflict.
+	write(t, filepath.Join(a, "same.txt"), "same")
+	write(t, filepath.Join(b, "same.txt"), "same")
+	// Let each side's watcher record its edits before healing.
+	waitHashed(t, fp.nodes[0], base[0]+2) // page.html, same.txt
+	waitHashed(t, fp.nodes[1], base[1]+3) // page.html, doomed.txt, same.txt
+
+	for _, p := range fp.proxies {
+		p.Blackhole(false)
+	}
+	fp.waitIdentical(t, 30*time.Second)
+
+	for i, dir := range fp.dirs {
+		if got, _ := os.ReadFile(filepath.Join(dir, "page.html")); string(got) != "beta's edit" {
+			t.Errorf("%s: page.html = %q, want the newer edit (beta's)", fp.nodes[i].Name, got)
+		}
+		matches, _ := filepath.Glob(filepath.Join(dir, "page.conflict-alpha-*.html"))
+		if len(matches) != 1 {
+			t.Errorf("%s: conflict copies of page.html = %v, want one page.conflict-alpha-*.html", fp.nodes[i].Name, matches)
+		} else if got, _ := os.ReadFile(matches[0]); string(got) != "alpha's edit" {
+			t.Errorf("%s: conflict copy holds %q, want alpha's edit", fp.nodes[i].Name, got)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "doomed.txt")); string(got) != "beta keeps this" {
+			t.Errorf("%s: doomed.txt = %q, want beta's modification to beat alpha's delete", fp.nodes[i].Name, got)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "both-delete.txt")); !os.IsNotExist(err) {
+			t.Errorf("%s: both-delete.txt still exists", fp.nodes[i].Name)
+		}
+	}
+	// Each node logged what it resolved; between them, both conflicts.
+	kinds := map[string]bool{}
+	for _, n := range fp.nodes {
+		view, err := conflict.Load(n.StateDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range view.List(conflict.Filter{}) {
+			kinds[e.Path+" "+string(e.Kind)] = true
+			if e.Path == "page.html" && (e.KeptAs == "" || e.Winner != "beta") {
+				t.Errorf("%s: log entry %+v, want winner beta and the copy's path", n.Name, e)
+			}
+		}
+	}
+	for _, want := range []string{"page.html file", "doomed.txt delete"} {
+		if !kinds[want] {
+			t.Errorf("no conflict log entry for %s; have %v", want, kinds)
+		}
+	}
+	if kinds["same.txt file"] || kinds["both-delete.txt delete"] {
+		t.Errorf("identical changes were logged as conflicts: %v", kinds)
+	}
+}
+
+// hashedFiles returns how many files n's scans have hashed since it started.
+func hashedFiles(t *testing.T, n *pairNode) int64 {
+	t.Helper()
+	var st Status
+	c := control.NewClient(control.SocketPath(n.StateDir()))
+	if err := c.Get(context.Background(), "/status", &st); err != nil || len(st.Sync) == 0 {
+		t.Fatalf("%s status: %v %+v", n.Name, err, st)
+	}
+	return st.Sync[0].HashedFiles
+}
+
+// waitHashed waits until n's scans have hashed at least want files, so a
+// test knows local changes have been recorded.
+func waitHashed(t *testing.T, n *pairNode, want int64) {
+	t.Helper()
+	waitFor(t, n.Name+" recorded its local changes", 10*time.Second, func() bool { return hashedFiles(t, n) >= want })
 }

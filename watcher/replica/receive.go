@@ -279,6 +279,13 @@ func (rc *receiver) commit(recs []index.Record, paths []string, release ...func(
 	for _, f := range release {
 		f()
 	}
+	for _, rec := range recs {
+		if rec.Origin != rc.e.opts.Peer {
+			// Conflict copies and merged versions are ours to send.
+			rc.e.Notify(rc.r.Name)
+			break
+		}
+	}
 	if len(paths) > 0 {
 		rc.e.rescan(rc.r.Name, paths)
 	}
@@ -331,6 +338,8 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 		}
 	}
 
+	e.log.Debug("change from peer", zap.String("root", r.Name), zap.String("path", rec.Path),
+		zap.Uint64("seq", c.Seq), zap.Stringer("decision", d))
 	now := e.opts.Now()
 	var out []index.Record
 	switch d.Action {
@@ -339,7 +348,7 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 	case conflict.Merge:
 		m := local
 		m.Vector = d.Merged
-		if d.Winner == conflict.Remote {
+		if d.Winner == conflict.Remote && !local.Deleted && !rec.Deleted {
 			m.Mode, m.UID, m.GID, m.MtimeNs = rec.Mode, rec.UID, rec.GID, rec.MtimeNs
 			if err := r.tree.setMeta(rec.Path, &m); err != nil {
 				return nil, fmt.Errorf("apply %s: %w", rec.Path, err)

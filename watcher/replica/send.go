@@ -171,6 +171,7 @@ func (e *Engine) sendRoot(ctx context.Context, s *pipe.Session, r *rootState, jo
 				}
 				m, ok := e.change(r, rec)
 				if !ok {
+					e.log.Debug("skipped a change that is already outdated", zap.String("path", rec.Path), zap.Uint64("seq", rec.Seq))
 					continue // changed while we read it: a newer record follows
 				}
 				enc.Reset()
