@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"sync"
 	"time"
@@ -176,6 +177,10 @@ func (d *daemon) controlHandler() http.Handler {
 	if d.conflicts != nil {
 		conflictRoutes(mux, d.conflicts, syncRootDirs(d.cfg))
 	}
+	// Profiles for performance work, on the root-only control socket:
+	// curl --unix-socket /var/lib/tandem/tandem.sock http://t/debug/pprof/profile
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return mux
 }
 

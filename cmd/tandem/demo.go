@@ -139,6 +139,15 @@ func cmdDemo(e *env, args []string) int {
 			return p.Addr(), nil
 		}
 	}
+	opts.Extra = map[string]string{}
+	for _, name := range []string{"alpha", "beta"} {
+		files := filepath.Join(dir, name, "www")
+		if err := os.MkdirAll(files, 0o755); err != nil {
+			fmt.Fprintf(e.stderr, "tandem demo: %v\n", err)
+			return exitFailure
+		}
+		opts.Extra[name] = fmt.Sprintf("\n[[sync]]\nname = \"www\"\npath = %q\nexclude = [\"*.tmp\", \"cache/\"]\n", files)
+	}
 	nodes, err := setupPair(dir, opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tandem demo: set up nodes: %v\n", err)
@@ -187,14 +196,18 @@ func cmdDemo(e *env, args []string) int {
 	}()
 
 	fmt.Fprintf(e.stdout, `
-What to try, in another terminal:
+Each node syncs its www folder with the other's. What to try, in another terminal:
+  echo hello > %[5]s/www/index.html; cat %[6]s/www/index.html    # a write on alpha shows up on beta
+  mkdir -p %[6]s/www/uploads && cp /etc/os-release %[6]s/www/uploads/   # and the other way
   %[1]s status -c %[2]s
   %[1]s status -c %[3]s --json
+  %[1]s conflicts list -c %[2]s
   %[1]s check -c %[2]s
-  kill -STOP %[4]d; sleep 8; kill -CONT %[4]d    # freeze beta: alpha sees the link drop, then come back
+  kill -STOP %[4]d; echo a > %[5]s/www/x.txt; echo b > %[6]s/www/x.txt; sleep 8; kill -CONT %[4]d
+      # freeze beta, edit the same file on both: a conflict, kept on both sides and logged
 Press Ctrl-C to stop both nodes.
 
-`, self, nodes[0].ConfigPath(), nodes[1].ConfigPath(), procs[1].Process.Pid)
+`, self, nodes[0].ConfigPath(), nodes[1].ConfigPath(), procs[1].Process.Pid, nodes[0].Dir, nodes[1].Dir)
 
 	watchPair(e.ctx, e.stdout, nodes)
 	return exitOK

@@ -74,7 +74,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func startDaemon(t *testing.T, n *pairNode) *daemonProc {
+func startDaemon(t testing.TB, n *pairNode) *daemonProc {
 	t.Helper()
 	d := &daemonProc{node: n, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	d.cmd = exec.Command(tandemBinary(t), "run", "-c", n.ConfigPath(), "--log-level", "debug")
@@ -93,7 +93,7 @@ func startDaemon(t *testing.T, n *pairNode) *daemonProc {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (d *daemonProc) stop(t *testing.T) {
+func (d *daemonProc) stop(t testing.TB) {
 	if d.cmd.ProcessState != nil {
 		return
 	}
@@ -111,7 +111,7 @@ func (d *daemonProc) stop(t *testing.T) {
 }
 
 // statusCLI runs `tandem status --json` and decodes it.
-func statusCLI(t *testing.T, n *pairNode) Status {
+func statusCLI(t testing.TB, n *pairNode) Status {
 	t.Helper()
 	out, err := exec.Command(tandemBinary(t), "status", "-c", n.ConfigPath(), "--json").Output()
 	if err != nil {
@@ -125,7 +125,7 @@ func statusCLI(t *testing.T, n *pairNode) Status {
 }
 
 // waitPeer polls n's control socket until cond holds for its peer.
-func waitPeer(t *testing.T, n *pairNode, what string, cond func(PeerStatus) bool) PeerStatus {
+func waitPeer(t testing.TB, n *pairNode, what string, cond func(PeerStatus) bool) PeerStatus {
 	t.Helper()
 	c := control.NewClient(control.SocketPath(n.StateDir()))
 	deadline := time.Now().Add(30 * time.Second)

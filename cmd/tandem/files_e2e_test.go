@@ -29,7 +29,7 @@ type filePair struct {
 	procs   [2]*daemonProc
 }
 
-func startFilePair(t *testing.T, oneWay time.Duration) *filePair {
+func startFilePair(t testing.TB, oneWay time.Duration) *filePair {
 	t.Helper()
 	base := t.TempDir()
 	fp := &filePair{proxies: map[string]*faultproxy.Proxy{}}
@@ -62,7 +62,7 @@ func startFilePair(t *testing.T, oneWay time.Duration) *filePair {
 	return fp
 }
 
-func (fp *filePair) start(t *testing.T) {
+func (fp *filePair) start(t testing.TB) {
 	for i, n := range fp.nodes {
 		fp.procs[i] = startDaemon(t, n)
 	}
@@ -71,7 +71,7 @@ func (fp *filePair) start(t *testing.T) {
 	}
 }
 
-func write(t *testing.T, path, data string) {
+func write(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func write(t *testing.T, path, data string) {
 }
 
 // waitFor polls until cond holds (a polling interval, not synchronisation).
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -109,7 +109,7 @@ func gone(path string) func() bool {
 
 // snapshotTree describes every path under dir: type, mode, content or
 // link target.
-func snapshotTree(t *testing.T, dir string) map[string]string {
+func snapshotTree(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -167,7 +167,7 @@ func diffTrees(a, b map[string]string) string {
 	return strings.Join(lines, "\n")
 }
 
-func (fp *filePair) waitIdentical(t *testing.T, timeout time.Duration) {
+func (fp *filePair) waitIdentical(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	var last string
 	deadline := time.Now().Add(timeout)

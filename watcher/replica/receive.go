@@ -230,12 +230,22 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 	release := rc.e.opts.DB.Hold(rc.r.Name, paths...)
 	defer release()
 	var recs []index.Record
+	t := rc.r.tree
+	t.begin()
 	for _, c := range changes {
 		out, err := rc.act(c, nil)
 		if err != nil {
+			t.flush()
 			return err
 		}
 		recs = append(recs, out...)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	// Stat caches are taken after the renames, which a batch defers.
+	for i := range recs {
+		t.stamp(&recs[i])
 	}
 	return rc.commit(recs, paths, release)
 }
@@ -243,7 +253,22 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 // refresh scans paths so that the index knows about local writes that
 // happened since the last event: they must be decided against, not
 // overwritten.
-func (rc *receiver) refresh(ctx context.Context, paths []string) error {
+func (rc *receiver) refresh(ctx context.Context, all []string) error {
+	// A path that is neither on disk nor live in the index has nothing to
+	// refresh: the common case of a new file from the peer. Skipping it
+	// also keeps the scanner from widening to the nearest indexed parent.
+	var paths []string
+	for _, p := range all {
+		if _, err := rc.r.tree.root.Lstat(p); err != nil {
+			if rec, ok, _ := rc.e.opts.DB.Get(rc.r.Name, p); !ok || rec.Deleted {
+				continue
+			}
+		}
+		paths = append(paths, p)
+	}
+	if len(paths) == 0 {
+		return nil
+	}
 	changed, err := index.Scan(ctx, rc.e.opts.DB, rc.r.Name, rc.r.Dir, rc.e.opts.Node, index.ScanOptions{
 		Paths: paths, Excluded: rc.r.Excluded, Workers: 2,
 	})

@@ -77,7 +77,7 @@ func testChange(seq uint64, path, content string) *Change {
 			MtimeNs: 1_700_000_000_000_000_000,
 			Mode:    0o644,
 			Hash:    blake3.Sum256(data),
-			Vector:  conflict.Vector{{Node: "alpha", Value: seq}},
+			Vector:  conflict.Vector{{Node: "alpha", Value: max(seq, 1)}},
 			Origin:  "alpha",
 		},
 		Flags: flagInline,
