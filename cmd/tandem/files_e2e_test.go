@@ -371,3 +371,32 @@ func waitHashed(t *testing.T, n *pairNode, want int64) {
 	t.Helper()
 	waitFor(t, n.Name+" recorded its local changes", 10*time.Second, func() bool { return hashedFiles(t, n) >= want })
 }
+
+func TestFilesReceiverKilledMidTransfer(t *testing.T) {
+	fp := startFilePair(t, 20*time.Millisecond)
+	a, b := fp.dirs[0], fp.dirs[1]
+	fp.start(t)
+	// Slow the link to beta so the transfer is still going when beta dies.
+	fp.proxies["beta"].SetBandwidth(4 << 20)
+	big := make([]byte, 24<<20)
+	rand.Read(big)
+	if err := os.WriteFile(filepath.Join(a, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the transfer to start on beta", 20*time.Second, func() bool {
+		m, _ := filepath.Glob(filepath.Join(b, ".tandem-tmp-*"))
+		return len(m) > 0
+	})
+	fp.procs[1].cmd.Process.Kill()
+	<-fp.procs[1].done
+	if _, err := os.Lstat(filepath.Join(b, "big.bin")); !os.IsNotExist(err) {
+		t.Fatalf("big.bin visible on beta after it was killed mid-transfer (err %v): a partial file", err)
+	}
+	fp.proxies["beta"].SetBandwidth(0)
+	fp.procs[1] = startDaemon(t, fp.nodes[1])
+	waitFor(t, "big.bin on beta after restart", 30*time.Second, func() bool {
+		got, err := os.ReadFile(filepath.Join(b, "big.bin"))
+		return err == nil && bytes.Equal(got, big)
+	})
+	leftovers(t, b)
+}

@@ -109,6 +109,9 @@ func New(opts Options) (*Engine, error) {
 			e.Close()
 			return nil, err
 		}
+		if n := t.cleanTemps(); n > 0 {
+			e.log.Info("removed unfinished transfers left by an earlier run", zap.String("root", r.Name), zap.Int("files", n))
+		}
 		e.roots[r.Name] = &rootState{Root: r, tree: t, changed: make(chan struct{}),
 			local: localState{rescanPath: make(map[string]bool), rescanC: make(chan struct{}, 1)}}
 	}

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +49,22 @@ func openTree(dir string) (*tree, error) {
 		return nil, fmt.Errorf("open sync root: %w", err)
 	}
 	return &tree{dir: dir, root: r, fd: fd, chown: os.Geteuid() == 0}, nil
+}
+
+// cleanTemps removes temp files a killed receiver left behind. They were
+// never renamed into place, so nothing in them was acked: the sender sends
+// those changes again.
+func (t *tree) cleanTemps() (removed int) {
+	filepath.WalkDir(t.dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.HasPrefix(d.Name(), index.TmpPrefix) {
+			rel, _ := filepath.Rel(t.dir, p)
+			if t.root.Remove(filepath.ToSlash(rel)) == nil {
+				removed++
+			}
+		}
+		return nil
+	})
+	return removed
 }
 
 func (t *tree) Close() error {
