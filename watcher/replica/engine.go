@@ -50,6 +50,9 @@ type Engine struct {
 	opts  Options
 	log   *zap.Logger
 	roots map[string]*rootState
+
+	recvMu    sync.Mutex           // guards receivers
+	receivers map[string]*receiver // the running receiver of each root, for bulk streams
 }
 
 // rootState is what the engine keeps per root, shared by its sender and
@@ -92,7 +95,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	e := &Engine{opts: opts, log: opts.Log.Named("replica"), roots: make(map[string]*rootState)}
+	e := &Engine{opts: opts, log: opts.Log.Named("replica"), roots: make(map[string]*rootState), receivers: make(map[string]*receiver)}
 	for _, r := range opts.Roots {
 		if e.roots[r.Name] != nil {
 			e.Close()

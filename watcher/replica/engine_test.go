@@ -258,6 +258,10 @@ func TestEngineNameNotUTF8(t *testing.T) {
 	mustWrite(t, filepath.Join(alpha.root, "caf\xe9.txt"), []byte("latin-1 name"))
 	alpha.runEngine(t)
 	beta.runEngine(t)
+	waitFor(t, "alpha to index caf\xe9.txt", func() bool {
+		_, ok, err := alpha.db.Get(rootName, "caf\xe9.txt")
+		return err == nil && ok
+	})
 	connect(t, alpha, beta)
 	mustWrite(t, filepath.Join(alpha.root, "plain.txt"), []byte("an ordinary file"))
 	waitFor(t, "plain.txt on beta", func() bool {
@@ -272,8 +276,9 @@ func TestEngineResumeAfterHalt(t *testing.T) {
 	knownBug(t, "a sender answered Opened{Error} (or whose stream fails) waits for the session to end, but heartbeats keep the session up, so nothing is sent again until the link drops")
 	alpha, beta := newPair(t)
 	beta.eng.Halt(rootName, "test halt")
+	// beta's scan loop is not run: its first full scan would resume the
+	// tree by itself.
 	alpha.runEngine(t)
-	beta.runEngine(t)
 	connect(t, alpha, beta)
 	waitFor(t, "alpha to hear that beta refuses the tree", func() bool { return alpha.warned("peer refuses root") })
 	beta.eng.Resume(rootName)

@@ -54,7 +54,7 @@ type transfer struct {
 	err   error
 }
 
-// receivers finds the receiver of a root for bulk streams.
+// errNoTransfer: a range arrived for a transfer that is over.
 var errNoTransfer = errors.New("no such transfer")
 
 func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
@@ -94,34 +94,20 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 	return rc.run(ctx)
 }
 
-// Receivers by root, for bulk streams.
-var (
-	recvMu    sync.Mutex // guards receivers
-	receivers = map[*Engine]map[string]*receiver{}
-)
-
 func (e *Engine) setReceiver(root string, rc *receiver) {
-	recvMu.Lock()
-	defer recvMu.Unlock()
-	m := receivers[e]
-	if m == nil {
-		m = map[string]*receiver{}
-		receivers[e] = m
-	}
+	e.recvMu.Lock()
+	defer e.recvMu.Unlock()
 	if rc == nil {
-		delete(m, root)
-		if len(m) == 0 {
-			delete(receivers, e)
-		}
+		delete(e.receivers, root)
 		return
 	}
-	m[root] = rc
+	e.receivers[root] = rc
 }
 
 func (e *Engine) receiverOf(root string) *receiver {
-	recvMu.Lock()
-	defer recvMu.Unlock()
-	return receivers[e][root]
+	e.recvMu.Lock()
+	defer e.recvMu.Unlock()
+	return e.receivers[root]
 }
 
 type incoming struct {
