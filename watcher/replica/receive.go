@@ -393,8 +393,11 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 			out = append(out, w)
 		} else {
 			if d.KeepLoserAs != "" && !rec.Deleted {
+				// The copy is this node's to send: the peer may learn of
+				// the conflict only through our merged version, which
+				// dominates its own, and then keeps no copy itself.
 				cp := *rec
-				cp.Path, cp.Vector = d.KeepLoserAs, d.CopyVector
+				cp.Path, cp.Vector, cp.Origin = d.KeepLoserAs, d.CopyVector, e.opts.Node
 				if err := rc.write(&cp, c, ct, false, nil); err != nil {
 					return nil, err
 				}
