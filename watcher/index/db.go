@@ -603,6 +603,13 @@ func (db *DB) PurgeTombstones(root string, olderThanSeq uint64) (int, error) {
 	return purged, nil
 }
 
+// isHeld reports whether path of root is held.
+func (db *DB) isHeld(root, path string) bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.held[root][path] > 0
+}
+
 // Hold marks paths of root as being written by the receiver until the
 // returned function is called. A scan that looked at a held path before the
 // receiver recorded its new state (with Apply) drops what it saw instead of

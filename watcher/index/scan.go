@@ -639,6 +639,10 @@ func (s *scanner) entry(dir *dirHandle, dirRel, name string, st *unix.Stat_t, ol
 		return nil
 	case old != nil && statSame(old, &cur):
 		return nil
+	case cur.Type == File && s.db.isHeld(s.root, rel):
+		// The receiver is writing it; what a scan saw would be dropped, and
+		// the receiver asks for a scan of it once its state is recorded.
+		return nil
 	case cur.Type == File:
 		j := hashJob{dir: dir.acquire(), name: name, rel: rel, old: old}
 		if !s.pushHash(j) {

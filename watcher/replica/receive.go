@@ -230,9 +230,11 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 		return err
 	}
 	// Stat caches are taken after the renames, which a batch defers.
+	t.begin() // for the sub-root cache of stamp
 	for i := range recs {
 		t.stamp(&recs[i])
 	}
+	t.flush()
 	return rc.commit(recs, paths, release)
 }
 

@@ -35,7 +35,9 @@ type tree struct {
 	chown bool     // running as root: keep owners
 
 	batch    bool
-	deferred [][2]string // temp name, final name
+	deferred [][2]string         // temp name, final name
+	targets  map[string]bool     // the final names in deferred
+	dirs     map[string]*os.Root // in a batch: sub-roots of directories written to
 }
 
 func openTree(dir string) (*tree, error) {
@@ -48,7 +50,38 @@ func openTree(dir string) (*tree, error) {
 		r.Close()
 		return nil, fmt.Errorf("open sync root: %w", err)
 	}
-	return &tree{dir: dir, root: r, fd: fd, chown: os.Geteuid() == 0}, nil
+	return &tree{dir: dir, root: r, fd: fd, chown: os.Geteuid() == 0,
+		targets: make(map[string]bool), dirs: make(map[string]*os.Root)}, nil
+}
+
+// at returns where to operate on rel: in a batch, a cached sub-root of
+// rel's directory and the base name (each os.Root call walks its path one
+// component at a time, so this saves most of the system calls of a burst);
+// otherwise the tree's root and rel.
+func (t *tree) at(rel string) (*os.Root, string) {
+	dir := path.Dir(rel)
+	if !t.batch || dir == "." {
+		return t.root, rel
+	}
+	r := t.dirs[dir]
+	if r == nil {
+		var err error
+		if r, err = t.root.OpenRoot(dir); err != nil {
+			return t.root, rel
+		}
+		t.dirs[dir] = r
+	}
+	return r, path.Base(rel)
+}
+
+// forgetDirs closes cached sub-roots at or below rel ("" for all).
+func (t *tree) forgetDirs(rel string) {
+	for d, r := range t.dirs {
+		if rel == "" || d == rel || strings.HasPrefix(d, rel+"/") {
+			r.Close()
+			delete(t.dirs, d)
+		}
+	}
 }
 
 // cleanTemps removes temp files a killed receiver left behind. They were
@@ -77,17 +110,24 @@ func (t *tree) begin() { t.batch = true }
 
 // flush makes the batch's files durable and renames them into place.
 func (t *tree) flush() error {
-	t.batch = false
+	defer func() {
+		t.batch = false
+		t.deferred = t.deferred[:0]
+		clear(t.targets)
+		t.forgetDirs("")
+	}()
 	if len(t.deferred) == 0 {
 		return nil
 	}
-	defer func() { t.deferred = t.deferred[:0] }()
 	if err := unix.Syncfs(int(t.fd.Fd())); err != nil {
 		return fmt.Errorf("sync %s: %w", t.dir, err)
 	}
-	for _, d := range t.deferred {
-		if err := t.root.Rename(d[0], d[1]); err != nil {
-			t.root.Remove(d[0])
+	for i, d := range t.deferred {
+		r, name := t.at(d[1])
+		if err := r.Rename(path.Base(d[0]), name); err != nil {
+			for _, rest := range t.deferred[i:] {
+				t.root.Remove(rest[0])
+			}
 			return fmt.Errorf("rename into %s: %w", d[1], err)
 		}
 	}
@@ -97,10 +137,24 @@ func (t *tree) flush() error {
 	return nil
 }
 
-// ordered flushes a pending batch before an operation that must come after
-// the batch's renames.
-func (t *tree) ordered() error {
+// ordered flushes a pending batch before an operation on rel that must come
+// after the batch's renames: one on a path a deferred rename writes, above
+// one, or below one.
+func (t *tree) ordered(rel string) error {
 	if len(t.deferred) == 0 {
+		return nil
+	}
+	clash := t.targets[rel]
+	for p := path.Dir(rel); !clash && p != "."; p = path.Dir(p) {
+		clash = t.targets[p]
+	}
+	for target := range t.targets {
+		if clash {
+			break
+		}
+		clash = strings.HasPrefix(target, rel+"/")
+	}
+	if !clash {
 		return nil
 	}
 	batch := t.batch
@@ -119,7 +173,7 @@ func tempName(rel string) string {
 // parent makes sure rel's parent directories exist.
 func (t *tree) parent(rel string) error {
 	dir := path.Dir(rel)
-	if dir == "." {
+	if dir == "." || t.dirs[dir] != nil {
 		return nil
 	}
 	if err := t.root.MkdirAll(dir, 0o755); err != nil {
@@ -134,7 +188,8 @@ func (t *tree) createTemp(rel string) (*os.File, string, error) {
 		return nil, "", err
 	}
 	name := tempName(rel)
-	f, err := t.root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	r, base := t.at(name)
+	f, err := r.OpenFile(base, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, "", fmt.Errorf("create temp for %s: %w", rel, err)
 	}
@@ -166,12 +221,14 @@ func (t *tree) commitFile(f *os.File, tmp, rel string, rec *index.Record) error 
 		return fmt.Errorf("write %s: %w", rel, err)
 	}
 	mt := time.Unix(0, rec.MtimeNs)
-	if err := t.root.Chtimes(tmp, mt, mt); err != nil {
+	r, base := t.at(tmp)
+	if err := r.Chtimes(base, mt, mt); err != nil {
 		t.root.Remove(tmp)
 		return fmt.Errorf("set mtime of %s: %w", rel, err)
 	}
 	if t.batch {
 		t.deferred = append(t.deferred, [2]string{tmp, rel})
+		t.targets[rel] = true
 		return nil
 	}
 	return t.renameIn(tmp, rel)
@@ -180,9 +237,13 @@ func (t *tree) commitFile(f *os.File, tmp, rel string, rec *index.Record) error 
 // renameIn renames from over to (replacing a file or symlink there) and
 // syncs the directory.
 func (t *tree) renameIn(from, to string) error {
-	if err := t.ordered(); err != nil {
+	if err := t.ordered(from); err != nil {
 		return err
 	}
+	if err := t.ordered(to); err != nil {
+		return err
+	}
+	t.forgetDirs(from)
 	if err := t.root.Rename(from, to); err != nil {
 		t.root.Remove(from)
 		return fmt.Errorf("rename into %s: %w", to, err)
@@ -216,7 +277,7 @@ func (t *tree) symlink(rel string, rec *index.Record) error {
 
 // mkdir makes rel a directory with rec's mode and owner.
 func (t *tree) mkdir(rel string, rec *index.Record) error {
-	if err := t.ordered(); err != nil {
+	if err := t.ordered(rel); err != nil {
 		return err
 	}
 	if err := t.parent(rel); err != nil {
@@ -241,9 +302,10 @@ func (t *tree) mkdir(rel string, rec *index.Record) error {
 // that still holds entries is left alone (errNotEmpty): what is in it has
 // versions of its own and will replicate.
 func (t *tree) remove(rel string) error {
-	if err := t.ordered(); err != nil {
+	if err := t.ordered(rel); err != nil {
 		return err
 	}
+	t.forgetDirs(rel)
 	err := t.root.Remove(rel)
 	switch {
 	case err == nil:
@@ -263,7 +325,7 @@ func (t *tree) setMeta(rel string, rec *index.Record) error {
 	if rec.Type == index.Symlink {
 		return nil
 	}
-	if err := t.ordered(); err != nil {
+	if err := t.ordered(rel); err != nil {
 		return err
 	}
 	if t.chown {
@@ -283,7 +345,8 @@ func (t *tree) setMeta(rel string, rec *index.Record) error {
 
 // stamp fills rec's local stat cache from the path as it is now.
 func (t *tree) stamp(rec *index.Record) {
-	fi, err := t.root.Lstat(rec.Path)
+	r, name := t.at(rec.Path)
+	fi, err := r.Lstat(name)
 	if err != nil {
 		return
 	}
