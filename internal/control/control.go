@@ -85,6 +85,9 @@ type Client struct {
 // NewClient returns a client for the socket at path.
 func NewClient(path string) *Client {
 	return &Client{path: path, hc: &http.Client{Transport: &http.Transport{
+		// One request per connection: callers make a client per question
+		// and must not leave idle connections (and descriptors) behind.
+		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
