@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,4 +117,70 @@ func applied(b testing.TB, n *pairNode) int64 {
 		b.Fatalf("%s status: %v", n.Name, err)
 	}
 	return st.Sync[0].Applied
+}
+
+// BenchmarkFilesIdle100k syncs a 100,000-file tree, then measures what the
+// two daemons cost while nothing changes: CPU over 10 s and resident memory.
+func BenchmarkFilesIdle100k(b *testing.B) {
+	fp := startFilePair(b, 50*time.Millisecond)
+	for d := 0; d < 1000; d++ {
+		dir := filepath.Join(fp.dirs[0], fmt.Sprintf("d%03d/e%d", d/10, d%10))
+		os.MkdirAll(dir, 0o755)
+		for f := 0; f < 100; f++ {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d.html", f)), []byte(fmt.Sprintf("<p>%d %d</p>\n", d, f)), 0o644)
+		}
+	}
+	start := time.Now()
+	fp.start(b)
+	deadline := time.Now().Add(10 * time.Minute)
+	for applied(b, fp.nodes[1]) < 100_000 {
+		if time.Now().After(deadline) {
+			b.Fatal("initial sync of 100k files did not finish in 10 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.ReportMetric(time.Since(start).Seconds(), "s-initial-sync-100k")
+	for b.Loop() {
+		for i, p := range fp.procs {
+			cpu0 := procCPU(b, p.cmd.Process.Pid)
+			t0 := time.Now()
+			time.Sleep(10 * time.Second) // measuring an idle period, not waiting for an event
+			cpu := procCPU(b, p.cmd.Process.Pid) - cpu0
+			b.ReportMetric(100*cpu.Seconds()/time.Since(t0).Seconds(), fp.nodes[i].Name+"-idle-cpu-%")
+			b.ReportMetric(float64(procRSS(b, p.cmd.Process.Pid))/(1<<20), fp.nodes[i].Name+"-rss-MiB")
+		}
+	}
+}
+
+// procCPU returns the user+system CPU time of a process from /proc.
+func procCPU(b testing.TB, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the ")" that ends the command name; utime and stime
+	// are the 12th and 13th of them, in clock ticks (100 Hz on Linux).
+	s := string(data)
+	s = s[strings.LastIndexByte(s, ')')+2:]
+	f := strings.Fields(s)
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// procRSS returns the resident set size of a process in bytes.
+func procRSS(b testing.TB, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }

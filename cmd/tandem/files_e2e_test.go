@@ -258,6 +258,37 @@ func TestFilesReplicateBothWays(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(b, "big.bin"))
 		return err == nil && bytes.Equal(got, big)
 	})
+
+	// A rename of the large file is done on beta from its own copy: the
+	// content does not cross the link again.
+	wire := fp.proxies["beta"].Stats().ToTarget
+	os.MkdirAll(filepath.Join(a, "moved"), 0o755)
+	if err := os.Rename(filepath.Join(a, "big.bin"), filepath.Join(a, "moved/big.bin")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "renamed large file on beta", 20*time.Second, func() bool {
+		got, err := os.ReadFile(filepath.Join(b, "moved/big.bin"))
+		return err == nil && bytes.Equal(got, big) && gone(filepath.Join(b, "big.bin"))()
+	})
+	if sent := fp.proxies["beta"].Stats().ToTarget - wire; sent > 256<<10 {
+		t.Errorf("renaming a %d-byte file sent %d bytes to beta; want it done locally", len(big), sent)
+	}
+
+	// A symlink pointing out of the root is replicated as a link, never
+	// followed: nothing outside the root is read or written through it.
+	outside := t.TempDir()
+	write(t, filepath.Join(outside, "secret.txt"), "not for replication")
+	if err := os.Symlink(outside, filepath.Join(a, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "escaping symlink on beta", 10*time.Second, func() bool {
+		target, err := os.Readlink(filepath.Join(b, "escape"))
+		return err == nil && target == outside
+	})
+	entries, _ := os.ReadDir(outside)
+	if len(entries) != 1 {
+		t.Errorf("the directory the symlink points to holds %d entries, want just secret.txt", len(entries))
+	}
 	leftovers(t, a)
 	leftovers(t, b)
 }

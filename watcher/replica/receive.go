@@ -41,6 +41,13 @@ type receiver struct {
 	pending   map[uint64]*transfer
 
 	done chan *transfer // transfers whose every byte arrived
+
+	// Renames within one batch: files this batch deletes, by content hash,
+	// so that a large file created elsewhere with the same content is
+	// moved locally instead of sent again. See renameSources.
+	sources map[[32]byte]string // hash -> path deleted in this batch
+	trash   map[[32]byte]string // hash -> where a deleted source waits
+	reused  map[[32]byte]bool   // sources already taken by a create
 }
 
 // transfer is a large file arriving over bulk streams.
@@ -215,6 +222,8 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 	}
 	release := rc.e.opts.DB.Hold(rc.r.Name, paths...)
 	defer release()
+	rc.renameSources(changes)
+	defer rc.emptyTrash()
 	var recs []index.Record
 	t := rc.r.tree
 	t.begin()
@@ -347,7 +356,9 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 	if dest != "" && rec.Type == index.File && !rec.Deleted && ct == nil && c.Flags&flagInline == 0 {
 		same := ok && !local.Deleted && local.Type == index.File && local.Hash == rec.Hash && dest == rec.Path
 		if !same {
-			return nil, rc.startTransfer(c, ok, &local)
+			if ct = rc.moved(rec.Hash, dest); ct == nil {
+				return nil, rc.startTransfer(c, ok, &local)
+			}
 		}
 	}
 
@@ -434,6 +445,15 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 // inline data, or (same hash) the local copy already there.
 func (rc *receiver) write(w *index.Record, c *Change, ct *content, hadLocal bool, local *index.Record) error {
 	t := rc.r.tree
+	if w.Deleted && w.Type == index.File && rc.sources[w.Hash] == w.Path && !rc.reused[w.Hash] {
+		// A file created elsewhere in this batch may want this content:
+		// keep it aside until the batch ends.
+		name := tempName(w.Path)
+		if err := t.renameIn(w.Path, name); err == nil {
+			rc.trash[w.Hash] = name
+			return nil
+		}
+	}
 	if w.Deleted {
 		err := t.remove(w.Path)
 		if errors.Is(err, errNotEmpty) {
@@ -714,4 +734,67 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	n, err := l.w.Write(p)
 	l.left -= int64(n)
 	return n, err
+}
+
+// renameSources notes the files this batch deletes whose local copy is the
+// version being deleted: a rename on the peer arrives as a delete and a
+// create with the same content, in either order.
+func (rc *receiver) renameSources(changes []*Change) {
+	rc.sources = make(map[[32]byte]string)
+	rc.trash = make(map[[32]byte]string)
+	rc.reused = make(map[[32]byte]bool)
+	for _, c := range changes {
+		rec := &c.Rec
+		if !rec.Deleted || rec.Type != index.File || rec.Size <= InlineMax {
+			continue
+		}
+		local, ok, err := rc.e.opts.DB.Get(rc.r.Name, rec.Path)
+		if err != nil || !ok || local.Deleted || local.Type != index.File || local.Hash != rec.Hash {
+			continue
+		}
+		if local.Vector.Compare(rec.Vector) != conflict.Lesser {
+			continue // not a plain delete here: conflict rules decide
+		}
+		rc.sources[rec.Hash] = rec.Path
+	}
+}
+
+// moved returns the content with hash h from a file this batch deletes,
+// placed in a temp file beside dest, or nil when there is none.
+func (rc *receiver) moved(h [32]byte, dest string) *content {
+	src, ok := rc.sources[h]
+	if !ok || rc.reused[h] {
+		return nil
+	}
+	t := rc.r.tree
+	name := tempName(dest)
+	if err := t.parent(dest); err != nil {
+		return nil
+	}
+	if trashed, ok := rc.trash[h]; ok {
+		// The delete came first: the content waits in the trash.
+		if err := t.root.Rename(trashed, name); err != nil {
+			return nil
+		}
+		delete(rc.trash, h)
+	} else if err := t.root.Link(src, name); err != nil {
+		// The delete comes later in the batch and unlinks only src.
+		return nil
+	}
+	f, err := t.root.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		t.root.Remove(name)
+		return nil
+	}
+	rc.reused[h] = true
+	rc.e.log.Debug("rename done locally", zap.String("from", src), zap.String("to", dest))
+	return &content{tmp: f, name: name}
+}
+
+// emptyTrash removes deleted files no create of the batch wanted.
+func (rc *receiver) emptyTrash() {
+	for _, name := range rc.trash {
+		rc.r.tree.root.Remove(name)
+	}
+	rc.sources, rc.trash, rc.reused = nil, nil, nil
 }
