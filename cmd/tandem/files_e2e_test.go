@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -113,8 +114,14 @@ func snapshotTree(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // a receiver's temp file, there and gone
+		}
 		if err != nil {
 			return err
+		}
+		if strings.HasPrefix(d.Name(), ".tandem-tmp-") {
+			return nil
 		}
 		rel, _ := filepath.Rel(dir, p)
 		if rel == "." {
@@ -127,6 +134,9 @@ func snapshotTree(t testing.TB, dir string) map[string]string {
 			return nil
 		}
 		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -430,4 +440,66 @@ func TestFilesReceiverKilledMidTransfer(t *testing.T) {
 		return err == nil && bytes.Equal(got, big)
 	})
 	leftovers(t, b)
+}
+
+func TestFilesVanishedRootHalts(t *testing.T) {
+	fp := startFilePair(t, 10*time.Millisecond)
+	a, b := fp.dirs[0], fp.dirs[1]
+	for i := 0; i < 20; i++ {
+		write(t, filepath.Join(a, fmt.Sprintf("site/page%d.html", i)), "content")
+	}
+	fp.start(t)
+	fp.waitIdentical(t, 20*time.Second)
+	before := snapshotTree(t, b)
+
+	// The disk under alpha's tree goes away: an empty mount point remains.
+	if err := os.Rename(a, a+".unmounted"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(a, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st := waitSync(t, fp.nodes[0], "halted", func(s SyncStatus) bool { return s.Halted != "" })
+	if st.Files != 20 {
+		t.Errorf("alpha's index holds %d live files after the tree vanished, want all 20 kept", st.Files)
+	}
+	if !strings.Contains(st.Halted, "nothing is deleted on the peer") {
+		t.Errorf("halt reason %q does not say what it means", st.Halted)
+	}
+	// Beta's changes wait: nothing lands in the empty mount point.
+	write(t, filepath.Join(b, "during.html"), "written on beta during the outage")
+	// The disk comes back: replication resumes, and beta never lost a file.
+	if err := os.Remove(a); err != nil {
+		t.Fatalf("the empty mount point got files while the tree was gone: %v", err)
+	}
+	if err := os.Rename(a+".unmounted", a); err != nil {
+		t.Fatal(err)
+	}
+	waitSync(t, fp.nodes[0], "resumed", func(s SyncStatus) bool { return s.Halted == "" })
+	waitFor(t, "beta's change from the outage on alpha", 20*time.Second,
+		fileIs(filepath.Join(a, "during.html"), "written on beta during the outage"))
+	write(t, filepath.Join(a, "after.html"), "after")
+	waitFor(t, "a change after the tree came back", 20*time.Second, fileIs(filepath.Join(b, "after.html"), "after"))
+	now := snapshotTree(t, b)
+	delete(now, "after.html")
+	delete(now, "during.html")
+	if d := diffTrees(before, now); d != "" {
+		t.Errorf("beta's tree changed while alpha's was gone:\n%s", d)
+	}
+}
+
+// waitSync polls n's status until cond holds for its first tree.
+func waitSync(t testing.TB, n *pairNode, what string, cond func(SyncStatus) bool) SyncStatus {
+	t.Helper()
+	c := control.NewClient(control.SocketPath(n.StateDir()))
+	var st Status
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := c.Get(context.Background(), "/status", &st); err == nil && len(st.Sync) > 0 && cond(st.Sync[0]) {
+			return st.Sync[0]
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	t.Fatalf("%s: timed out waiting for %s; status %+v", n.Name, what, st)
+	return SyncStatus{}
 }

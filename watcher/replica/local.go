@@ -71,7 +71,9 @@ func (e *Engine) rescan(root string, paths []string) {
 // again after a pause: nothing is left silently unwatched.
 func (e *Engine) watchRoot(ctx context.Context, r *rootState) error {
 	log := e.log.With(zap.String("root", r.Name))
+	wait := time.Second
 	for ctx.Err() == nil {
+		started := time.Now()
 		err := e.watchOnce(ctx, r, log)
 		if ctx.Err() != nil {
 			return nil
@@ -79,10 +81,15 @@ func (e *Engine) watchRoot(ctx context.Context, r *rootState) error {
 		msg := err.Error()
 		r.local.scanErr.Store(&msg)
 		if errors.Is(err, watcher.ErrRootGone) || errors.Is(err, index.ErrRootVanished) {
+			msg = "the tree vanished or was emptied at once (unmounted disk?); nothing is deleted on the peer, replication resumes when it is back: " + msg
 			r.halted.Store(&msg)
 		}
-		log.Error("watching stopped; retrying in 10s", zap.Error(err))
-		t := time.NewTimer(10 * time.Second)
+		if time.Since(started) > time.Minute {
+			wait = time.Second
+		}
+		log.Error("watching stopped; retrying", zap.Duration("in", wait), zap.Error(err))
+		t := time.NewTimer(wait)
+		wait = min(2*wait, 30*time.Second)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -198,6 +198,9 @@ func (rc *receiver) run(ctx context.Context) error {
 
 // apply decides and applies a batch of changes and acks what is durable.
 func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
+	if h := rc.r.halted.Load(); h != nil {
+		return fmt.Errorf("tree %s halted: %s", rc.r.Name, *h)
+	}
 	var changes []*Change
 	for _, it := range batch {
 		if it.change != nil {

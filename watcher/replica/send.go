@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
@@ -43,23 +44,33 @@ func (e *Engine) send(ctx context.Context, s *pipe.Session) {
 	defer cancel()
 	jobs := make(chan rangeJob)
 	var wg sync.WaitGroup
-	for i := 0; i < e.opts.BulkStreams; i++ {
-		wg.Go(func() {
-			if err := e.bulkSender(ctx, s, jobs); err != nil && ctx.Err() == nil {
-				e.log.Warn("bulk stream ended", zap.Error(err))
-				cancel()
+	// Each sender runs again after a failure for as long as the session
+	// lives: a stream can end (the peer halted a tree, refused a change)
+	// while the connection is fine. A broken connection ends the session.
+	again := func(what string, f func() error) {
+		wait := 500 * time.Millisecond
+		for {
+			err := f()
+			if ctx.Err() != nil {
+				return
 			}
-		})
+			e.log.Warn(what+" ended; starting it again", zap.Duration("in", wait), zap.Error(err))
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			wait = min(2*wait, 10*time.Second)
+		}
+	}
+	for i := 0; i < e.opts.BulkStreams; i++ {
+		wg.Go(func() { again("bulk stream", func() error { return e.bulkSender(ctx, s, jobs) }) })
 	}
 	for _, cr := range e.opts.Roots {
 		r := e.roots[cr.Name]
-		wg.Go(func() {
-			err := e.sendRoot(ctx, s, r, jobs)
-			if err != nil && ctx.Err() == nil {
-				e.log.Warn("sending root ended", zap.String("root", r.Name), zap.Error(err))
-				cancel() // the session is broken; the pipe redials
-			}
-		})
+		wg.Go(func() { again("sending tree "+r.Name, func() error { return e.sendRoot(ctx, s, r, jobs) }) })
 	}
 	wg.Wait()
 }
@@ -68,6 +79,27 @@ func (e *Engine) send(ctx context.Context, s *pipe.Session) {
 // changes, keeping at most Window unacked, and serves the peer's requests
 // for large files.
 func (e *Engine) sendRoot(ctx context.Context, s *pipe.Session, r *rootState, jobs chan<- rangeJob) error {
+	for {
+		err := e.sendRootOnce(ctx, s, r, jobs)
+		if !errors.Is(err, errRefused) {
+			return err
+		}
+		// The peer cannot take this tree now (halted, not configured):
+		// ask again later on the same session.
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// errRefused: the receiver answered Open with an error.
+var errRefused = errors.New("peer refuses the tree")
+
+func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState, jobs chan<- rangeJob) error {
 	st, err := s.Open(kindFiles, wantMaxFrame)
 	if err != nil {
 		return err
@@ -90,11 +122,8 @@ func (e *Engine) sendRoot(ctx context.Context, s *pipe.Session, r *rootState, jo
 		return err
 	}
 	if opened.Error != "" {
-		// The peer does not serve this root (yet): wait for the session to
-		// end rather than spin; the operator sees the error in its logs.
-		e.log.Warn("peer refuses root", zap.String("root", r.Name), zap.String("reason", opened.Error))
-		<-ctx.Done()
-		return nil
+		e.log.Warn("peer refuses tree", zap.String("root", r.Name), zap.String("reason", opened.Error))
+		return errRefused
 	}
 
 	acks := make(chan uint64, 64)
