@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -502,4 +503,51 @@ func waitSync(t testing.TB, n *pairNode, what string, cond func(SyncStatus) bool
 	}
 	t.Fatalf("%s: timed out waiting for %s; status %+v", n.Name, what, st)
 	return SyncStatus{}
+}
+
+func TestFilesWatcherOverflowMissesNothing(t *testing.T) {
+	fp := startFilePair(t, 10*time.Millisecond)
+	a, b := fp.dirs[0], fp.dirs[1]
+	fp.start(t)
+	// Directories first: events only come from watched ones.
+	for d := 0; d < 50; d++ {
+		os.MkdirAll(filepath.Join(a, fmt.Sprintf("flood/d%02d", d)), 0o755)
+	}
+	waitFor(t, "directories on beta", 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(b, "flood/d49"))
+		return err == nil
+	})
+	limit, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skip("no inotify queue limit to read:", err)
+	}
+	var queue int
+	fmt.Sscan(strings.TrimSpace(string(limit)), &queue)
+	// Freeze alpha so its inotify queue fills past the kernel's limit while
+	// files appear: the kernel drops events and reports an overflow.
+	alpha := fp.procs[0].cmd.Process
+	if err := alpha.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	n := queue/2 + 100 // a create and a write event each
+	for i := 0; i < n; i++ {
+		write(t, filepath.Join(a, fmt.Sprintf("flood/d%02d/f%05d.txt", i%50, i)), fmt.Sprint(i))
+	}
+	if err := alpha.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, fmt.Sprintf("all %d files on beta", n), 2*time.Minute, func() bool {
+		count := 0
+		filepath.WalkDir(filepath.Join(b, "flood"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".tandem-tmp-") {
+				count++
+			}
+			return nil
+		})
+		return count == n
+	})
+	if !strings.Contains(fp.procs[0].stderr.String(), "inotify events lost") {
+		t.Errorf("alpha's log does not mention the overflow; the test did not overflow the queue (limit %d)", queue)
+	}
+	fp.waitIdentical(t, 30*time.Second)
 }
