@@ -551,3 +551,38 @@ func TestFilesWatcherOverflowMissesNothing(t *testing.T) {
 	}
 	fp.waitIdentical(t, 30*time.Second)
 }
+
+func TestFilesInitialSyncOfIdenticalTreesSendsNoContent(t *testing.T) {
+	fp := startFilePair(t, 10*time.Millisecond)
+	big := make([]byte, 2<<20)
+	rand.Read(big)
+	pages := make([]string, 200)
+	for i := range pages {
+		b := make([]byte, 4096)
+		rand.Read(b) // incompressible: sending it would show
+		pages[i] = string(b)
+	}
+	for _, dir := range fp.dirs {
+		for i, page := range pages {
+			write(t, filepath.Join(dir, fmt.Sprintf("pages/p%03d.html", i)), page)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "video.bin"), big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One file differs: the conflict rules decide it, with a copy kept.
+	write(t, filepath.Join(fp.dirs[0], "differs.txt"), "alpha's")
+	write(t, filepath.Join(fp.dirs[1], "differs.txt"), "beta's")
+	fp.start(t)
+	fp.waitIdentical(t, 30*time.Second)
+	matches, _ := filepath.Glob(filepath.Join(fp.dirs[0], "differs.conflict-*.txt"))
+	if len(matches) != 1 {
+		t.Errorf("conflict copies of differs.txt = %v, want one", matches)
+	}
+	// 200 x 4 KiB pages and a 2 MiB file are on both sides already.
+	for name, p := range fp.proxies {
+		if n := p.Stats().ToTarget; n > 512<<10 {
+			t.Errorf("%d bytes went to %s for trees it already held; want only records and signatures", n, name)
+		}
+	}
+}

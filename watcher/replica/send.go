@@ -125,6 +125,15 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 		e.log.Warn("peer refuses tree", zap.String("root", r.Name), zap.String("reason", opened.Error))
 		return errRefused
 	}
+	// The first sync with this peer: it may hold many of these files
+	// already (both nodes were filled before pairing). Send no content
+	// up front; the peer asks for what it lacks.
+	var initialTop uint64
+	if opened.Watermark == 0 {
+		if initialTop, err = e.opts.DB.Seq(r.Name); err != nil {
+			return err
+		}
+	}
 
 	acks := make(chan uint64, 64)
 	wants := make(chan *Want, 64)
@@ -198,7 +207,7 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 				if rec.Origin == e.opts.Peer {
 					continue // the peer made this version: it has it
 				}
-				m, ok := e.change(r, rec)
+				m, ok := e.change(r, rec, rec.Seq <= initialTop)
 				if !ok {
 					e.log.Debug("skipped a change that is already outdated", zap.String("path", rec.Path), zap.Uint64("seq", rec.Seq))
 					continue // changed while we read it: a newer record follows
@@ -272,13 +281,14 @@ var errStop = errors.New("stop")
 
 // change builds the Change for rec: small files with their content (read
 // now, and checked against the record's hash: a file that changed since
-// its scan is skipped, since a newer record for it follows).
-func (e *Engine) change(r *rootState, rec *index.Record) (*Change, bool) {
+// its scan is skipped, since a newer record for it follows), unless this is
+// the initial sync, when the receiver asks for the content it lacks.
+func (e *Engine) change(r *rootState, rec *index.Record, initial bool) (*Change, bool) {
 	m := &Change{Seq: rec.Seq, Rec: *rec}
 	if rec.Type != index.File || rec.Deleted {
 		return m, true
 	}
-	if rec.Size > InlineMax {
+	if rec.Size > InlineMax || (initial && rec.Size > 0) {
 		m.Flags = flagLarge
 		return m, true
 	}
