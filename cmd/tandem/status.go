@@ -95,7 +95,7 @@ func (d *daemon) status() Status {
 			Path: r.Name, Queued: r.Queued, InFlight: r.InFlight, Sent: r.Sent, Applied: r.Applied,
 			LastApplied: rfc3339(r.LastApplied), LagMs: ms(r.Lag), Scanning: l.Scanning,
 			ScannedFiles: l.ScanFiles, HashedFiles: l.ScanHashed, Watches: l.Watches,
-			Halted: r.Halted, Error: l.Error,
+			Halted: r.Halted, Error: firstNonEmpty(r.ApplyError, l.Error),
 		}
 		if c, err := d.db.Count(r.Name); err == nil {
 			ss.Files, ss.Dirs, ss.Bytes = c.Files, c.Dirs, c.Bytes

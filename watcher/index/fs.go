@@ -167,6 +167,11 @@ func fromStat(rel string, st *unix.Stat_t) Record {
 	}
 	if r.Type != Dir {
 		r.Size = st.Size
+	}
+	// A symlink's mtime is not kept: the receiver cannot set it through
+	// os.Root, and a difference that can never settle would bounce
+	// between the nodes forever.
+	if r.Type == File {
 		r.MtimeNs = st.Mtim.Nano()
 	}
 	return r

@@ -68,6 +68,10 @@ type Record struct {
 	Hash    [32]byte // BLAKE3 of the content; files only
 	Vector  conflict.Vector
 	Origin  string // node that made this version
+	// PeerHas says the peer holds this version's content already (a merge
+	// of identical versions): the sender sends the record without it. Not
+	// sent on the wire; a scan's new version clears it.
+	PeerHas bool
 	Seq     uint64 // local sequence number of the last change, assigned by the DB
 
 	// Local stat cache, meaningless on another machine: what the path looked
@@ -124,6 +128,10 @@ func checkPath(p string) error {
 }
 
 // validate checks the invariants every stored record satisfies.
+// Validate checks the record's invariants (those UnmarshalBinary and the
+// DB enforce), for records that come from elsewhere, such as the peer.
+func (r *Record) Validate() error { return r.validate() }
+
 func (r *Record) validate() error {
 	if err := checkPath(r.Path); err != nil {
 		return err
@@ -168,7 +176,7 @@ func (r *Record) validate() error {
 // Encoding. A record body is:
 //
 //	version byte (1)
-//	flags byte: bits 0-1 type, bit 2 deleted
+//	flags byte: bits 0-1 type, bit 2 deleted, bit 3 peer has content
 //	uvarint size, varint mtime, uvarint mode, uid, gid
 //	uvarint len + target
 //	32 bytes hash (files only)
@@ -182,6 +190,7 @@ const (
 	recordVersion = 1
 	flagTypeMask  = 0x03
 	flagDeleted   = 0x04
+	flagPeerHas   = 0x08
 )
 
 func appendString(b []byte, s string) []byte {
@@ -194,6 +203,9 @@ func appendBody(b []byte, r *Record) []byte {
 	flags := byte(r.Type) & flagTypeMask
 	if r.Deleted {
 		flags |= flagDeleted
+	}
+	if r.PeerHas {
+		flags |= flagPeerHas
 	}
 	b = append(b, recordVersion, flags)
 	b = binary.AppendUvarint(b, uint64(r.Size))
@@ -250,11 +262,12 @@ func decodeBody(path string, body []byte, r *Record) error {
 		return fmt.Errorf("decode record %q: unknown encoding version %d", path, v)
 	}
 	flags := d.byte()
-	if flags&^(flagTypeMask|flagDeleted) != 0 {
+	if flags&^(flagTypeMask|flagDeleted|flagPeerHas) != 0 {
 		d.fail("unknown flags %#x", flags)
 	}
 	out.Type = Type(flags & flagTypeMask)
 	out.Deleted = flags&flagDeleted != 0
+	out.PeerHas = flags&flagPeerHas != 0
 	out.Size = int64(d.uvarint(math.MaxInt64))
 	out.MtimeNs = d.varint()
 	out.Mode = uint32(d.uvarint(uint64(ModeMask)))

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/zeebo/blake3"
 	"go.uber.org/zap"
@@ -427,6 +428,18 @@ func (s *scanner) pathErr(op, rel string, err error) {
 	}
 }
 
+// badName warns about a name that cannot be synced.
+func (s *scanner) badName(rel string) {
+	s.mu.Lock()
+	s.specials++
+	n := s.specials
+	s.mu.Unlock()
+	if n <= maxSpecialWarns {
+		s.log.Warn("skipping a name that is not valid UTF-8; rename it to sync it",
+			zap.String("root", s.root), zap.String("path", strings.ToValidUTF8(rel, "?")))
+	}
+}
+
 func (s *scanner) special(rel string, mode uint32) {
 	s.mu.Lock()
 	s.specials++
@@ -486,6 +499,13 @@ func (s *scanner) list(j walkJob, hasher *blake3.Hasher, buf []byte) error {
 	for _, name := range names {
 		if strings.HasPrefix(name, TmpPrefix) {
 			present[name] = true
+			continue
+		}
+		if !utf8.ValidString(name) {
+			// Legal on Linux, but no peer accepts it (paths on the link
+			// are UTF-8): skipped with a warning, never half-synced.
+			present[name] = true
+			s.badName(join(j.rel, name))
 			continue
 		}
 		e := entry{name: name}
@@ -780,6 +800,7 @@ func (s *scanner) tombstoneTree(rel string, self bool) error {
 		t.Deleted = true
 		t.Vector = r.Vector.Update(s.node)
 		t.Origin = s.node
+		t.PeerHas = false
 		t.Ino, t.Dev, t.CtimeNs = 0, 0, 0
 		if err := s.emit(change{rec: t, base: r.Seq}); err != nil {
 			return err

@@ -73,7 +73,8 @@ type rootState struct {
 	lastApp  atomic.Int64
 	lagNs    atomic.Int64 // last applied change's age (peer mtime to apply)
 	halted   atomic.Pointer[string]
-	recvMu   sync.Mutex // one receiver per root at a time
+	recvErr  atomic.Pointer[string] // why applying the peer's changes last failed
+	recvMu   sync.Mutex             // one receiver per root at a time
 
 	local localState
 }
@@ -184,6 +185,9 @@ type RootStatus struct {
 	LastApplied time.Time
 	Lag         time.Duration
 	Halted      string
+	// ApplyError is why the last batch of the peer's changes failed to
+	// apply, "" once one applies. The failed change is sent again.
+	ApplyError string
 }
 
 // Status returns each root's counters, in the order of Options.Roots.
@@ -204,6 +208,9 @@ func (e *Engine) Status() []RootStatus {
 		}
 		if h := r.halted.Load(); h != nil {
 			st.Halted = *h
+		}
+		if m := r.recvErr.Load(); m != nil {
+			st.ApplyError = *m
 		}
 		out = append(out, st)
 	}

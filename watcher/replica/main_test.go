@@ -39,15 +39,6 @@ const rootName = "data"
 // waitTimeout bounds every wait for an event in these tests.
 const waitTimeout = 15 * time.Second
 
-// knownBug skips a test that reproduces a reported bug unless
-// TANDEM_KNOWN_BUGS is set, so that the suite stays green until it is fixed.
-func knownBug(t testing.TB, what string) {
-	t.Helper()
-	if os.Getenv("TANDEM_KNOWN_BUGS") == "" {
-		t.Skipf("known bug (reported, not fixed yet): %s; set TANDEM_KNOWN_BUGS=1 to run", what)
-	}
-}
-
 // waitFor polls cond every few milliseconds until it holds, or fails the
 // test after waitTimeout saying what it waited for.
 func waitFor(t testing.TB, what string, cond func() bool) {
@@ -147,16 +138,28 @@ func (tn *testNode) start(t *testing.T, peer, peerAddr string, setup func(*pipe.
 	tn.cancel = cancel
 	tn.done = make(chan error, 1)
 	go func() { tn.done <- n.Run(ctx) }()
-	t.Cleanup(tn.stop)
+	t.Cleanup(func() {
+		if !tn.stop() {
+			t.Errorf("%s: the pipe node did not stop within %v", tn.name, waitTimeout)
+		}
+	})
 }
 
-func (tn *testNode) stop() {
+// stop stops the node and reports whether it did within waitTimeout.
+func (tn *testNode) stop() bool {
 	if tn.cancel == nil {
-		return
+		return true
 	}
 	tn.cancel()
-	<-tn.done
 	tn.cancel = nil
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case <-tn.done:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // warned reports whether tn logged a warning (or worse) whose message and

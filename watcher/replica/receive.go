@@ -22,6 +22,10 @@ import (
 // recvBatch bounds how many changes are applied in one index transaction.
 const recvBatch = 512
 
+// smallBatch is the most changes applied with an fsync each rather than
+// one syncfs for the batch.
+const smallBatch = 8
+
 // receiver applies one sender's changes to one root. One goroutine (run)
 // owns it; bulk streams reach its large transfers through pendingMu.
 type receiver struct {
@@ -37,10 +41,12 @@ type receiver struct {
 	// acked is the watermark committed and acked.
 	acked uint64
 
-	pendingMu sync.Mutex // guards pending
+	pendingMu sync.Mutex // guards pending, seen
 	pending   map[uint64]*transfer
+	seen      uint64 // the highest seq received, for bulk streams
 
-	done chan *transfer // transfers whose every byte arrived
+	done chan *transfer // transfers whose every byte arrived (or failed)
+	quit chan struct{}  // closed when run returns
 
 	// Renames within one batch: files this batch deletes, by content hash,
 	// so that a large file created elsewhere with the same content is
@@ -94,11 +100,29 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 	if err := st.Send(&Opened{Watermark: wm}); err != nil {
 		return err
 	}
-	rc := &receiver{e: e, r: r, st: st, last: wm, acked: wm, pending: make(map[uint64]*transfer), done: make(chan *transfer, 16)}
+	rc := &receiver{e: e, r: r, st: st, last: wm, acked: wm, pending: make(map[uint64]*transfer),
+		done: make(chan *transfer, 16), quit: make(chan struct{})}
 	e.setReceiver(r.Name, rc)
 	defer e.setReceiver(r.Name, nil)
+	defer func() {
+		// Transfers handed over but not finished: their temp files go.
+		for {
+			select {
+			case tr := <-rc.done:
+				tr.close(r.tree)
+			default:
+				return
+			}
+		}
+	}()
 	defer rc.dropAll()
-	return rc.run(ctx)
+	defer close(rc.quit)
+	err = rc.run(ctx)
+	if err != nil && ctx.Err() == nil {
+		msg := err.Error()
+		r.recvErr.Store(&msg)
+	}
+	return err
 }
 
 func (e *Engine) setReceiver(root string, rc *receiver) {
@@ -208,6 +232,9 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 				return fmt.Errorf("%w: change %d after %d", pipe.ErrMalformed, it.change.Seq, rc.last)
 			}
 			rc.last = it.change.Seq
+			rc.pendingMu.Lock()
+			rc.seen = it.change.Seq
+			rc.pendingMu.Unlock()
 			changes = append(changes, it.change)
 		} else {
 			rc.abandon(it.abandon)
@@ -229,12 +256,22 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 	defer rc.emptyTrash()
 	var recs []index.Record
 	t := rc.r.tree
-	t.begin()
+	if len(changes) > smallBatch {
+		// syncfs flushes the whole filesystem: worth it for a burst,
+		// not for a file or two, whose own fsyncs are cheaper and are not
+		// slowed by other programs' dirty data.
+		t.begin()
+	}
+	var failed error
 	for _, c := range changes {
 		out, err := rc.act(c, nil)
 		if err != nil {
-			t.flush()
-			return err
+			// What was applied before stays applied and recorded; the
+			// watermark stops below the change that failed, which the
+			// sender sends again.
+			failed = fmt.Errorf("apply %s: %w", c.Rec.Path, err)
+			rc.last = c.Seq - 1
+			break
 		}
 		recs = append(recs, out...)
 	}
@@ -247,7 +284,13 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 		t.stamp(&recs[i])
 	}
 	t.flush()
-	return rc.commit(recs, paths, release)
+	if err := rc.commit(recs, paths, release); err != nil {
+		return err
+	}
+	if failed == nil {
+		rc.r.recvErr.Store(nil)
+	}
+	return failed
 }
 
 // refresh scans paths so that the index knows about local writes that
@@ -375,6 +418,7 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 	case conflict.Merge:
 		m := local
 		m.Vector = d.Merged
+		m.PeerHas = true // the same content: the peer needs the vector, not the bytes
 		if d.Winner == conflict.Remote && !local.Deleted && !rec.Deleted {
 			m.Mode, m.UID, m.GID, m.MtimeNs = rec.Mode, rec.UID, rec.GID, rec.MtimeNs
 			if err := r.tree.setMeta(rec.Path, &m); err != nil {
@@ -562,6 +606,8 @@ func (rc *receiver) startTransfer(c *Change, hadLocal bool, local *index.Record)
 	rc.pending[c.Seq] = tr
 	rc.pendingMu.Unlock()
 	rc.waiting = append(rc.waiting, c.Seq)
+	rc.e.log.Debug("asking for content", zap.String("path", c.Rec.Path), zap.Uint64("seq", c.Seq),
+		zap.Bool("have_basis", tr.basis != nil), zap.Int("signature_bytes", sig.Len()))
 	return rc.st.Send(&Want{Seq: c.Seq, Signature: sig.Bytes()})
 }
 
@@ -569,12 +615,15 @@ func (rc *receiver) startTransfer(c *Change, hadLocal bool, local *index.Record)
 func (rc *receiver) finish(ctx context.Context, tr *transfer) error {
 	rc.forget(tr.c.Seq)
 	defer tr.close(rc.r.tree)
-	if tr.err != nil {
-		rc.e.log.Warn("large file transfer failed; it is sent again on reconnect", zap.String("path", tr.c.Rec.Path), zap.Error(tr.err))
-		return tr.err
+	tr.mu.Lock()
+	trErr, tmp := tr.err, tr.tmp
+	tr.mu.Unlock()
+	if trErr != nil {
+		rc.e.log.Warn("large file transfer failed; the sender sends it again", zap.String("path", tr.c.Rec.Path), zap.Error(trErr))
+		return trErr
 	}
 	h := blake3.New()
-	if _, err := io.Copy(h, io.NewSectionReader(tr.tmp, 0, tr.c.Rec.Size)); err != nil {
+	if _, err := io.Copy(h, io.NewSectionReader(tmp, 0, tr.c.Rec.Size)); err != nil {
 		return err
 	}
 	var sum [32]byte
@@ -588,7 +637,7 @@ func (rc *receiver) finish(ctx context.Context, tr *transfer) error {
 	}
 	release := rc.e.opts.DB.Hold(rc.r.Name, paths...)
 	defer release()
-	ct := &content{tmp: tr.tmp, name: tr.name}
+	ct := &content{tmp: tmp, name: tr.name}
 	recs, err := rc.act(tr.c, ct)
 	if ct.tmp == nil {
 		tr.mu.Lock()
@@ -674,26 +723,47 @@ func (e *Engine) receiveBulk(ctx context.Context, st *pipe.Stream) error {
 		tr := rc.pending[m.Seq]
 		rc.pendingMu.Unlock()
 		if tr == nil {
+			if m.Seq > rc.lastSeen() {
+				e.log.Warn("range for a change never announced; dropped", zap.String("root", m.Root), zap.Uint64("seq", m.Seq))
+			}
 			continue // abandoned or superseded
 		}
-		if err := tr.put(&m); err != nil {
-			tr.mu.Lock()
+		err = tr.put(&m)
+		tr.mu.Lock()
+		if err != nil {
 			tr.err = err
-			tr.mu.Unlock()
-			rc.done <- tr
+		}
+		over := tr.err != nil || tr.got == tr.c.Rec.Size
+		tr.mu.Unlock()
+		if !over {
 			continue
 		}
-		tr.mu.Lock()
-		complete := tr.got == tr.c.Rec.Size && tr.err == nil
-		tr.mu.Unlock()
-		if complete {
-			select {
-			case rc.done <- tr:
-			case <-ctx.Done():
-				return nil
-			}
+		// Hand the transfer over once: later ranges for it find nothing.
+		rc.pendingMu.Lock()
+		mine := rc.pending[m.Seq] == tr
+		if mine {
+			delete(rc.pending, m.Seq)
+		}
+		rc.pendingMu.Unlock()
+		if !mine {
+			continue
+		}
+		select {
+		case rc.done <- tr:
+		case <-rc.quit:
+			tr.close(rc.r.tree)
+		case <-ctx.Done():
+			tr.close(rc.r.tree)
+			return nil
 		}
 	}
+}
+
+// lastSeen returns the highest seq the receiver has been told of.
+func (rc *receiver) lastSeen() uint64 {
+	rc.pendingMu.Lock()
+	defer rc.pendingMu.Unlock()
+	return rc.seen
 }
 
 // put applies one range's delta into the temp file.
@@ -704,7 +774,7 @@ func (tr *transfer) put(m *Range) error {
 	if tmp == nil {
 		return errNoTransfer
 	}
-	if m.Offset+m.Size > tr.c.Rec.Size {
+	if m.Offset > tr.c.Rec.Size-m.Size {
 		return fmt.Errorf("%w: range beyond the end of %s", pipe.ErrMalformed, tr.c.Rec.Path)
 	}
 	var old io.ReaderAt = bytes.NewReader(nil)

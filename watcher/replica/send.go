@@ -126,14 +126,10 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 		return errRefused
 	}
 	// The first sync with this peer: it may hold many of these files
-	// already (both nodes were filled before pairing). Send no content
-	// up front; the peer asks for what it lacks.
-	var initialTop uint64
-	if opened.Watermark == 0 {
-		if initialTop, err = e.opts.DB.Seq(r.Name); err != nil {
-			return err
-		}
-	}
+	// already (both nodes were filled before pairing). Until the sender
+	// has caught up with the initial scan, it sends no content up front;
+	// the peer asks for what it lacks.
+	initial := opened.Watermark == 0
 
 	acks := make(chan uint64, 64)
 	wants := make(chan *Want, 64)
@@ -207,7 +203,7 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 				if rec.Origin == e.opts.Peer {
 					continue // the peer made this version: it has it
 				}
-				m, ok := e.change(r, rec, rec.Seq <= initialTop)
+				m, ok := e.change(r, rec, initial)
 				if !ok {
 					e.log.Debug("skipped a change that is already outdated", zap.String("path", rec.Path), zap.Uint64("seq", rec.Seq))
 					continue // changed while we read it: a newer record follows
@@ -228,6 +224,9 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 				// Everything up to top was seen, including numbers whose
 				// records were replaced by newer ones since.
 				cursor = max(cursor, top)
+				if initial && !r.local.scanning.Load() && r.local.lastScan.Load() != 0 {
+					initial = false
+				}
 			}
 		}
 		r.inflight.Store(int64(len(inflight)))
@@ -288,7 +287,7 @@ func (e *Engine) change(r *rootState, rec *index.Record, initial bool) (*Change,
 	if rec.Type != index.File || rec.Deleted {
 		return m, true
 	}
-	if rec.Size > InlineMax || (initial && rec.Size > 0) {
+	if rec.Size > InlineMax || ((initial || rec.PeerHas) && rec.Size > 0) {
 		m.Flags = flagLarge
 		return m, true
 	}

@@ -205,7 +205,7 @@ func (t *tree) commitFile(f *os.File, tmp, rel string, rec *index.Record) error 
 				return err
 			}
 		}
-		if err := f.Chmod(fs.FileMode(rec.Mode)&fs.ModePerm | modeBits(rec.Mode)); err != nil {
+		if err := f.Chmod(fs.FileMode(rec.Mode)); err != nil {
 			return err
 		}
 		if !t.batch {
@@ -292,7 +292,7 @@ func (t *tree) mkdir(rel string, rec *index.Record) error {
 			return fmt.Errorf("chown %s: %w", rel, err)
 		}
 	}
-	if err := t.root.Chmod(rel, fs.FileMode(rec.Mode)&fs.ModePerm|modeBits(rec.Mode)); err != nil {
+	if err := t.root.Chmod(rel, fs.FileMode(rec.Mode)); err != nil {
 		return fmt.Errorf("chmod %s: %w", rel, err)
 	}
 	return nil
@@ -333,7 +333,7 @@ func (t *tree) setMeta(rel string, rec *index.Record) error {
 			return err
 		}
 	}
-	if err := t.root.Chmod(rel, fs.FileMode(rec.Mode)&fs.ModePerm|modeBits(rec.Mode)); err != nil {
+	if err := t.root.Chmod(rel, fs.FileMode(rec.Mode)); err != nil {
 		return err
 	}
 	if rec.Type == index.File {
@@ -358,20 +358,4 @@ func (t *tree) stamp(rec *index.Record) {
 			rec.UID, rec.GID = st.Uid, st.Gid
 		}
 	}
-}
-
-// modeBits turns setuid/setgid/sticky from a record's mode (Unix bits) into
-// fs.FileMode bits.
-func modeBits(m uint32) fs.FileMode {
-	var b fs.FileMode
-	if m&0o4000 != 0 {
-		b |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		b |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		b |= fs.ModeSticky
-	}
-	return b
 }

@@ -125,7 +125,7 @@ func decodeRecord(d *pipe.Decoder, r *index.Record) error {
 	r.Deleted = d.Bool()
 	r.Size = d.Varint()
 	r.MtimeNs = d.Varint()
-	r.Mode = uint32(d.UvarintMax(0o7777, "mode"))
+	r.Mode = uint32(d.UvarintMax(uint64(index.ModeMask), "mode"))
 	r.UID = uint32(d.UvarintMax(1<<32-1, "uid"))
 	r.GID = uint32(d.UvarintMax(1<<32-1, "gid"))
 	r.Target = d.String(maxTarget)
@@ -161,6 +161,9 @@ func decodeRecord(d *pipe.Decoder, r *index.Record) error {
 	}
 	if r.Origin == "" {
 		return fmt.Errorf("%w: %q has no origin", pipe.ErrMalformed, r.Path)
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", pipe.ErrMalformed, err)
 	}
 	return nil
 }
