@@ -2,7 +2,9 @@ package pipe
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -67,7 +69,13 @@ func (n *Node) serveConn(ctx context.Context, nc net.Conn) {
 					mu.Unlock()
 				})
 				ch.Close()
-				if err != nil && ctx.Err() == nil {
+				switch {
+				case err == nil || ctx.Err() != nil:
+				case errors.Is(err, io.EOF):
+					// The dialer hung up: a probe (`tandem check`) done,
+					// or the peer redialing. Its own side reports why.
+					n.log.Debug("inbound peer link closed", zap.String("remote", remote))
+				default:
 					n.limiter.warn(n.log, "inbound peer link ended", zap.String("remote", remote), zap.Error(err))
 				}
 			})

@@ -77,9 +77,12 @@ func BenchmarkFiles(b *testing.B) {
 
 	big := make([]byte, 64<<20)
 	rand.Read(big)
+	var bigName string
 	b.Run("64MiB-new-file", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
-			name := fmt.Sprintf("big-%d.bin", i)
+			rand.Read(big[:4096]) // new content each time: nothing to reuse
+			name := fmt.Sprintf("big-%d-%d.bin", time.Now().UnixNano(), i)
+			bigName = name
 			base := applied(b, fp.nodes[1])
 			start := time.Now()
 			if err := os.WriteFile(filepath.Join(a, name), big, 0o644); err != nil {
@@ -91,7 +94,7 @@ func BenchmarkFiles(b *testing.B) {
 	})
 
 	b.Run("1-byte-edit-of-64MiB", func(b *testing.B) {
-		name := filepath.Join(a, "big-0.bin")
+		name := filepath.Join(a, bigName)
 		for i := 0; b.Loop(); i++ {
 			base := applied(b, fp.nodes[1])
 			wire := fp.proxies["beta"].Stats().ToTarget
@@ -100,7 +103,8 @@ func BenchmarkFiles(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			f.WriteAt([]byte{byte(i)}, 32<<20+int64(i))
+			f.WriteAt([]byte{big[32<<20+i] ^ 0xff}, 32<<20+int64(i))
+			big[32<<20+i] ^= 0xff
 			f.Close()
 			wait("edit on beta", func() bool { return applied(b, fp.nodes[1]) > base })
 			b.ReportMetric(time.Since(start).Seconds(), "s/edit")
