@@ -123,9 +123,9 @@ func applied(b testing.TB, n *pairNode) int64 {
 	return st.Sync[0].Applied
 }
 
-// BenchmarkFilesIdle100k syncs a 100,000-file tree, then measures what the
+// BenchmarkIdle100kFiles syncs a 100,000-file tree, then measures what the
 // two daemons cost while nothing changes: CPU over 10 s and resident memory.
-func BenchmarkFilesIdle100k(b *testing.B) {
+func BenchmarkIdle100kFiles(b *testing.B) {
 	fp := startFilePair(b, 50*time.Millisecond)
 	for d := 0; d < 1000; d++ {
 		dir := filepath.Join(fp.dirs[0], fmt.Sprintf("d%03d/e%d", d/10, d%10))
