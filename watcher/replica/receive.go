@@ -48,6 +48,11 @@ type receiver struct {
 	done chan *transfer // transfers whose every byte arrived (or failed)
 	quit chan struct{}  // closed when run returns
 
+	// par writes a batch's new small files on a few goroutines; nil
+	// outside a batch. parPaths are the paths it has in hand.
+	par      *parallel
+	parPaths map[string]bool
+
 	// Renames within one batch: files this batch deletes, by content hash,
 	// so that a large file created elsewhere with the same content is
 	// moved locally instead of sent again. See renameSources.
@@ -261,6 +266,8 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 		// not for a file or two, whose own fsyncs are cheaper and are not
 		// slowed by other programs' dirty data.
 		t.begin()
+		rc.par, rc.parPaths = newParallel(parallelWrites), make(map[string]bool)
+		defer func() { rc.par, rc.parPaths = nil, nil }()
 	}
 	var failed error
 	for _, c := range changes {
@@ -274,6 +281,13 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 			break
 		}
 		recs = append(recs, out...)
+	}
+	if err := rc.barrier(); err != nil {
+		// Writing a checked file failed (disk full, permissions): no file
+		// of the batch is renamed into place, nothing is recorded, and the
+		// sender sends it all again.
+		t.discard()
+		return err
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -410,6 +424,26 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 
 	e.log.Debug("change from peer", zap.String("root", r.Name), zap.String("path", rec.Path),
 		zap.Uint64("seq", c.Seq), zap.Stringer("decision", d))
+	if rc.par != nil && d.Action == conflict.Apply && rec.Type == index.File && !rec.Deleted &&
+		c.Flags&flagInline != 0 && ct == nil && !(ok && !local.Deleted && local.Type == index.Dir) && !rc.parPaths[rec.Path] {
+		// A new version of a small file: written beside the others of the
+		// batch, renamed into place with them at flush.
+		data, err := inlineData(c)
+		if err != nil {
+			return nil, err // checked here, so a bad change fails in order
+		}
+		w := *rec
+		w.Vector = d.Merged
+		rc.parPaths[rec.Path] = true
+		rc.par.do(func() error { return r.tree.writeFile(w.Path, &w, data) })
+		r.applied.Add(1)
+		r.lastApp.Store(e.opts.Now().UnixNano())
+		return []index.Record{w}, nil
+	}
+	// Everything else runs alone, after what runs in parallel.
+	if err := rc.barrier(); err != nil {
+		return nil, err
+	}
 	now := e.opts.Now()
 	var out []index.Record
 	switch d.Action {
@@ -541,26 +575,11 @@ func (rc *receiver) write(w *index.Record, c *Change, ct *content, hadLocal bool
 			}
 			ct.tmp = nil
 		case c.Flags&flagInline != 0:
-			data := c.Data
-			if c.Flags&flagZstd != 0 {
-				var err error
-				if data, err = zdec.DecodeAll(c.Data, make([]byte, 0, w.Size)); err != nil {
-					return fmt.Errorf("%w: content of %s: %v", pipe.ErrMalformed, w.Path, err)
-				}
-			}
-			if int64(len(data)) != w.Size || blake3.Sum256(data) != w.Hash {
-				return fmt.Errorf("%w: content of %s does not match its hash", pipe.ErrMalformed, w.Path)
-			}
-			f, name, err := t.createTemp(w.Path)
+			data, err := inlineData(c)
 			if err != nil {
 				return err
 			}
-			if _, err := f.Write(data); err != nil {
-				f.Close()
-				t.root.Remove(name)
-				return fmt.Errorf("write %s: %w", w.Path, err)
-			}
-			if err := t.commitFile(f, name, w.Path, w); err != nil {
+			if err := t.writeFile(w.Path, w, data); err != nil {
 				return err
 			}
 		default:
@@ -870,4 +889,68 @@ func (rc *receiver) emptyTrash() {
 		rc.r.tree.root.Remove(name)
 	}
 	rc.sources, rc.trash, rc.reused = nil, nil, nil
+}
+
+// parallelWrites is how many new files of a batch are written at once.
+const parallelWrites = 4
+
+// barrier waits for the batch's parallel writes.
+func (rc *receiver) barrier() error {
+	if rc.par == nil {
+		return nil
+	}
+	err := rc.par.wait()
+	clear(rc.parPaths)
+	return err
+}
+
+// parallel runs functions on at most n goroutines and keeps the first error.
+type parallel struct {
+	wg  sync.WaitGroup
+	sem chan struct{}
+	mu  sync.Mutex // guards err
+	err error
+}
+
+func newParallel(n int) *parallel { return &parallel{sem: make(chan struct{}, n)} }
+
+func (p *parallel) do(f func() error) {
+	p.sem <- struct{}{}
+	p.wg.Go(func() {
+		defer func() { <-p.sem }()
+		if err := f(); err != nil {
+			p.mu.Lock()
+			if p.err == nil {
+				p.err = err
+			}
+			p.mu.Unlock()
+		}
+	})
+}
+
+// wait waits for every function and returns the first error, then resets.
+func (p *parallel) wait() error {
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err := p.err
+	p.err = nil
+	return err
+}
+
+// inlineData returns a change's inline content, decompressed and checked
+// against the record's size and hash.
+func inlineData(c *Change) ([]byte, error) {
+	rec := &c.Rec
+	data := c.Data
+	if c.Flags&flagZstd != 0 {
+		var err error
+		if data, err = zdec.DecodeAll(c.Data, make([]byte, 0, rec.Size)); err != nil {
+			return nil, fmt.Errorf("%w: content of %s: %v", pipe.ErrMalformed, rec.Path, err)
+		}
+	}
+	if int64(len(data)) != rec.Size || blake3.Sum256(data) != rec.Hash {
+		return nil, fmt.Errorf("%w: content of %s does not match its hash", pipe.ErrMalformed, rec.Path)
+	}
+	return data, nil
 }

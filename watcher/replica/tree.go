@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,7 +35,10 @@ type tree struct {
 	fd    *os.File // the root directory, for syncfs
 	chown bool     // running as root: keep owners
 
-	batch    bool
+	batch bool
+	// mu guards deferred, targets and dirs: a batch writes new files from
+	// several goroutines; every other operation runs alone.
+	mu       sync.Mutex
 	deferred [][2]string         // temp name, final name
 	targets  map[string]bool     // the final names in deferred
 	dirs     map[string]*os.Root // in a batch: sub-roots of directories written to
@@ -63,6 +67,8 @@ func (t *tree) at(rel string) (*os.Root, string) {
 	if !t.batch || dir == "." {
 		return t.root, rel
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	r := t.dirs[dir]
 	if r == nil {
 		var err error
@@ -137,6 +143,34 @@ func (t *tree) flush() error {
 	return nil
 }
 
+// discard ends a batch without renaming anything into place.
+func (t *tree) discard() {
+	t.mu.Lock()
+	for _, d := range t.deferred {
+		t.root.Remove(d[0])
+	}
+	t.mu.Unlock()
+	t.deferred = t.deferred[:0]
+	clear(t.targets)
+	t.forgetDirs("")
+	t.batch = false
+}
+
+// writeFile writes data as rel's new content with rec's metadata: a temp
+// file beside it, renamed into place (at flush, in a batch).
+func (t *tree) writeFile(rel string, rec *index.Record, data []byte) error {
+	f, name, err := t.createTemp(rel)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		t.root.Remove(name)
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	return t.commitFile(f, name, rel, rec)
+}
+
 // ordered flushes a pending batch before an operation on rel that must come
 // after the batch's renames: one on a path a deferred rename writes, above
 // one, or below one.
@@ -173,7 +207,13 @@ func tempName(rel string) string {
 // parent makes sure rel's parent directories exist.
 func (t *tree) parent(rel string) error {
 	dir := path.Dir(rel)
-	if dir == "." || t.dirs[dir] != nil {
+	if dir == "." {
+		return nil
+	}
+	t.mu.Lock()
+	cached := t.dirs[dir] != nil
+	t.mu.Unlock()
+	if cached {
 		return nil
 	}
 	if err := t.root.MkdirAll(dir, 0o755); err != nil {
@@ -227,8 +267,10 @@ func (t *tree) commitFile(f *os.File, tmp, rel string, rec *index.Record) error 
 		return fmt.Errorf("set mtime of %s: %w", rel, err)
 	}
 	if t.batch {
+		t.mu.Lock()
 		t.deferred = append(t.deferred, [2]string{tmp, rel})
 		t.targets[rel] = true
+		t.mu.Unlock()
 		return nil
 	}
 	return t.renameIn(tmp, rel)
