@@ -89,7 +89,7 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 	}
 	r := e.roots[open.Root]
 	if r == nil {
-		st.Send(&Opened{Error: fmt.Sprintf("node %s syncs no tree %s; add a [[sync]] with that path or remove it on %s", e.opts.Node, open.Root, e.opts.Peer)})
+		st.Send(&Opened{Error: fmt.Sprintf("node %s syncs no tree named %q; give a [[sync]] there that name (or the same path), or remove the tree on %s", e.opts.Node, open.Root, e.opts.Peer)})
 		return nil
 	}
 	if h := r.halted.Load(); h != nil {
