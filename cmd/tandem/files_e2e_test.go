@@ -349,6 +349,10 @@ func TestFilesConflictsDuringPartition(t *testing.T) {
 	// Let each side's watcher record its edits before healing.
 	waitHashed(t, fp.nodes[0], base[0]+2) // page.html, same.txt
 	waitHashed(t, fp.nodes[1], base[1]+3) // page.html, doomed.txt, same.txt
+	// Status shows what waits for the peer while the link is down.
+	for _, n := range fp.nodes {
+		waitSync(t, n, "changes queued for the peer", func(s SyncStatus) bool { return s.Queued > 0 })
+	}
 
 	for _, p := range fp.proxies {
 		p.Blackhole(false)

@@ -64,11 +64,12 @@ type rootState struct {
 	mu      sync.Mutex // guards changed
 	changed chan struct{}
 
-	queued   atomic.Int64 // local changes not yet sent
-	inflight atomic.Int64 // sent, not acked
-	sent     atomic.Int64 // changes sent since start
-	applied  atomic.Int64 // peer changes applied since start
-	lastSent atomic.Int64 // unix nanos
+	cursor   atomic.Uint64 // the sender has gone through the index up to here
+	cursorOK atomic.Bool   // cursor is known: the peer has told its watermark once
+	inflight atomic.Int64  // sent, not acked
+	sent     atomic.Int64  // changes sent since start
+	applied  atomic.Int64  // peer changes applied since start
+	lastSent atomic.Int64  // unix nanos
 	lastAck  atomic.Int64
 	lastApp  atomic.Int64
 	lagNs    atomic.Int64 // last applied change's age (peer mtime to apply)
@@ -197,7 +198,7 @@ func (e *Engine) Status() []RootStatus {
 		r := e.roots[cr.Name]
 		st := RootStatus{
 			Name:        r.Name,
-			Queued:      r.queued.Load(),
+			Queued:      e.queued(r),
 			InFlight:    r.inflight.Load(),
 			Sent:        r.sent.Load(),
 			Applied:     r.applied.Load(),
@@ -215,6 +216,20 @@ func (e *Engine) Status() []RootStatus {
 		out = append(out, st)
 	}
 	return out
+}
+
+// queued counts index records the sender has not gone through yet: local
+// changes waiting for the peer (a few may turn out to be the peer's own).
+// It keeps counting while the link is down.
+func (e *Engine) queued(r *rootState) int64 {
+	if !r.cursorOK.Load() {
+		return 0 // not known before the first connection since start
+	}
+	seq, err := e.opts.DB.Seq(r.Name)
+	if c := r.cursor.Load(); err == nil && seq > c {
+		return int64(seq - c)
+	}
+	return 0
 }
 
 func unixNano(n int64) time.Time {

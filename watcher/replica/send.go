@@ -230,11 +230,8 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 			}
 		}
 		r.inflight.Store(int64(len(inflight)))
-		if seq, err := e.opts.DB.Seq(r.Name); err == nil && seq > cursor {
-			r.queued.Store(int64(seq - cursor))
-		} else {
-			r.queued.Store(0)
-		}
+		r.cursor.Store(cursor)
+		r.cursorOK.Store(true)
 		var wake <-chan struct{}
 		if !more {
 			wake = r.changedC()
