@@ -217,6 +217,7 @@ Press Ctrl-C to stop both nodes.
 // ctx ends.
 func watchPair(ctx context.Context, w io.Writer, nodes [2]*pairNode) {
 	last := make(map[string]string)
+	applied := make(map[string]int64)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -240,10 +241,17 @@ func watchPair(ctx context.Context, w io.Writer, nodes [2]*pairNode) {
 			if line != last[n.Name] {
 				last[n.Name] = line
 				rtt := ""
-				if err == nil && len(st.Peers) > 0 && st.Peers[0].Connected {
+				if err == nil && len(st.Peers) > 0 && st.Peers[0].Connected && st.Peers[0].RTTms > 0 {
 					rtt = fmt.Sprintf(" (first round trip %.1f ms)", st.Peers[0].RTTms)
 				}
 				fmt.Fprintf(w, "demo  | %s: %s%s\n", n.Name, line, rtt)
+			}
+			for _, t := range st.Sync {
+				if d := t.Applied - applied[n.Name]; err == nil && d > 0 {
+					applied[n.Name] = t.Applied
+					fmt.Fprintf(w, "demo  | %s: applied %d change(s) from its peer to %s (last one %.0f ms after it was written)\n",
+						n.Name, d, t.Path, t.LagMs)
+				}
 			}
 		}
 		select {
