@@ -134,6 +134,10 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 	acks := make(chan uint64, 64)
 	wants := make(chan *Want, 64)
 	errc := make(chan error, 1)
+	// The reader ends when the stream closes (deferred above) or when
+	// this function returns, whichever it notices first.
+	quit := make(chan struct{})
+	defer close(quit)
 	go func() {
 		for {
 			typ, body, err := st.Recv()
@@ -150,7 +154,7 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 				}
 				select {
 				case acks <- m.Seq:
-				case <-ctx.Done():
+				case <-quit:
 					return
 				}
 			case typeWant:
@@ -162,7 +166,7 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 				m.Signature = bytes.Clone(m.Signature)
 				select {
 				case wants <- m:
-				case <-ctx.Done():
+				case <-quit:
 					return
 				}
 			default:
