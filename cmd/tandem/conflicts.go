@@ -20,6 +20,7 @@ import (
 
 	"github.com/tandemhost/tandem/conflict"
 	"github.com/tandemhost/tandem/internal/control"
+	"github.com/tandemhost/tandem/watcher/replica"
 )
 
 // conflictsHelp is the help of `tandem conflicts`.
@@ -852,36 +853,17 @@ func entryPathsErr(en conflict.Entry) error {
 	if en.Kind == conflict.KindRow {
 		return nil
 	}
-	if err := plainRelPath(en.Path); err != nil {
+	if err := replica.CheckPath(en.Path); err != nil {
 		return fmt.Errorf("path %q: %w", en.Path, err)
 	}
 	if en.KeptAs == "" {
 		return nil
 	}
-	if err := plainRelPath(en.KeptAs); err != nil {
+	if err := replica.CheckPath(en.KeptAs); err != nil {
 		return fmt.Errorf("kept_as %q: %w", en.KeptAs, err)
 	}
 	if path.Dir(en.KeptAs) != path.Dir(en.Path) || !conflict.IsConflictName(en.KeptAs) {
 		return fmt.Errorf("kept_as %q is not a conflict copy's name beside %q", en.KeptAs, en.Path)
-	}
-	return nil
-}
-
-// plainRelPath checks that p is a slash-separated path relative to a sync
-// root with no empty, "." or ".." element.
-func plainRelPath(p string) error {
-	switch {
-	case p == "":
-		return errors.New("empty")
-	case strings.HasPrefix(p, "/"):
-		return errors.New("absolute")
-	case strings.ContainsRune(p, 0):
-		return errors.New("contains a NUL byte")
-	}
-	for _, el := range strings.Split(p, "/") {
-		if el == "" || el == "." || el == ".." {
-			return fmt.Errorf("has a %q element", el)
-		}
 	}
 	return nil
 }
