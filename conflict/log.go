@@ -265,7 +265,8 @@ func open(f *os.File) (*Log, error) {
 				return nil, err
 			}
 		}
-		if _, err := decodeLine(buf); buf != nil && err == nil {
+		var err error
+		if _, derr := decodeLine(buf); buf != nil && derr == nil {
 			_, err = f.WriteAt([]byte{'\n'}, size)
 			size++
 		} else {

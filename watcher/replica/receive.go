@@ -382,9 +382,8 @@ func (rc *receiver) commit(recs []index.Record, paths []string, release ...func(
 
 // content is where a file's new bytes come from when a change is acted on.
 type content struct {
-	inline []byte // the whole content
-	tmp    *os.File
-	name   string // tmp's name in the root
+	tmp  *os.File
+	name string // tmp's name in the root
 }
 
 // act applies one change (whose content is in c or in ct) and returns the
