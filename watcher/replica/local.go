@@ -17,14 +17,18 @@ import (
 // localState is the scan loop's part of a root: what status shows about
 // local change detection.
 type localState struct {
-	progress   index.Progress
-	scanning   atomic.Bool
-	lastScan   atomic.Int64 // unix nanos of the last completed scan
-	watches    atomic.Int64
-	scanErr    atomic.Pointer[string]
-	rescanMu   sync.Mutex // guards rescanPaths, rescanC
-	rescanPath map[string]bool
-	rescanC    chan struct{}
+	progress index.Progress
+	scanning atomic.Bool
+	lastScan atomic.Int64 // unix nanos of the last completed scan
+	// initialTop is the index's top seq when the first full scan since
+	// start completed (initialDone): what the tree held before live changes.
+	initialTop  atomic.Uint64
+	initialDone atomic.Bool
+	watches     atomic.Int64
+	scanErr     atomic.Pointer[string]
+	rescanMu    sync.Mutex // guards rescanPaths, rescanC
+	rescanPath  map[string]bool
+	rescanC     chan struct{}
 }
 
 // Run watches every root and keeps the index up to date with it, telling
@@ -132,6 +136,12 @@ func (e *Engine) watchOnce(ctx context.Context, r *rootState, log *zap.Logger) e
 		}
 		r.local.scanErr.Store(nil)
 		r.local.lastScan.Store(e.opts.Now().UnixNano())
+		if paths == nil && !r.local.initialDone.Load() {
+			if top, err := e.opts.DB.Seq(r.Name); err == nil {
+				r.local.initialTop.Store(top)
+				r.local.initialDone.Store(true)
+			}
+		}
 		if r.halted.Load() != nil && paths == nil {
 			r.halted.Store(nil)
 			log.Info("root is back; replication resumes")

@@ -126,10 +126,13 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 		return errRefused
 	}
 	// The first sync with this peer: it may hold many of these files
-	// already (both nodes were filled before pairing). Until the sender
-	// has caught up with the initial scan, it sends no content up front;
-	// the peer asks for what it lacks.
-	initial := opened.Watermark == 0
+	// already (both nodes were filled before pairing). What the tree held
+	// at the first full scan goes without content; the peer asks for what
+	// it lacks. Changes made since go with their content as usual.
+	firstSync := opened.Watermark == 0
+	initial := func(rec *index.Record) bool {
+		return firstSync && (!r.local.initialDone.Load() || rec.Seq <= r.local.initialTop.Load())
+	}
 
 	acks := make(chan uint64, 64)
 	wants := make(chan *Want, 64)
@@ -207,7 +210,7 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 				if rec.Origin == e.opts.Peer {
 					continue // the peer made this version: it has it
 				}
-				m, ok := e.change(r, rec, initial)
+				m, ok := e.change(r, rec, initial(rec))
 				if !ok {
 					e.log.Debug("skipped a change that is already outdated", zap.String("path", rec.Path), zap.Uint64("seq", rec.Seq))
 					continue // changed while we read it: a newer record follows
@@ -228,9 +231,6 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 				// Everything up to top was seen, including numbers whose
 				// records were replaced by newer ones since.
 				cursor = max(cursor, top)
-				if initial && !r.local.scanning.Load() && r.local.lastScan.Load() != 0 {
-					initial = false
-				}
 			}
 		}
 		r.inflight.Store(int64(len(inflight)))
