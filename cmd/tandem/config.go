@@ -19,8 +19,12 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"github.com/tandemhost/tandem/binlog"
+	"github.com/tandemhost/tandem/failover"
 	"github.com/tandemhost/tandem/internal/duration"
+	"github.com/tandemhost/tandem/internal/setting"
 	"github.com/tandemhost/tandem/pipe"
+	"github.com/tandemhost/tandem/snapshot"
 	"github.com/tandemhost/tandem/watcher"
 )
 
@@ -37,6 +41,9 @@ type Config struct {
 	SSH      pipe.Config      `toml:"ssh"`
 	Peers    []pipe.Peer      `toml:"peer"`
 	Sync     []watcher.Config `toml:"sync"`
+	MySQL    binlog.Config    `toml:"mysql"`
+	Failover failover.Config  `toml:"failover"`
+	Snapshot snapshot.Config  `toml:"snapshot"`
 
 	// file is the config file's path as the user gave it, for messages.
 	file string
@@ -207,6 +214,9 @@ func (c *Config) applyDefaults() {
 	if c.SSH.Timeout == 0 {
 		c.SSH.Timeout = duration.Duration(pipe.DefaultTimeout)
 	}
+	c.MySQL.ApplyDefaults()
+	c.Failover.ApplyDefaults()
+	c.Snapshot.ApplyDefaults()
 }
 
 // relativeTo resolves a relative path against dir.
@@ -280,6 +290,22 @@ func (c *Config) validate() []*Problem {
 	c.validateSSH(ps)
 	c.validatePeers(ps)
 	c.validateSync(ps)
+	for _, part := range []struct {
+		section  string
+		problems []setting.Problem
+	}{
+		{"mysql", c.MySQL.Validate()},
+		{"failover", c.Failover.Validate()},
+		{"snapshot", c.Snapshot.Validate()},
+	} {
+		for _, p := range part.problems {
+			path := part.section
+			if p.Key != "" {
+				path += "." + p.Key
+			}
+			ps.add(path, "%s: %s", displayKey(path), p.Msg)
+		}
+	}
 	return ps.list
 }
 

@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhost/tandem/binlog"
+	"github.com/tandemhost/tandem/failover"
 	"github.com/tandemhost/tandem/internal/duration"
 	"github.com/tandemhost/tandem/pipe"
+	"github.com/tandemhost/tandem/snapshot"
 	"github.com/tandemhost/tandem/watcher"
 )
 
@@ -45,8 +48,8 @@ listn = "0.0.0.0:2222"
 			"tandem.toml:1: unknown key nod (did you mean node?); known top-level keys: node, state_dir, log_level, [ssh], [[peer]], [[sync]]"}},
 		{"unknown key in array table", minimal + "[[peer]]\nnmae = \"gamma\"\n", []string{
 			"tandem.toml:10: unknown key peer.nmae (did you mean name?); known keys in [[peer]]: name, address"}},
-		{"unknown table", "node = \"alpha\"\n\n[mysql]\nhost = \"x\"\n", []string{
-			"tandem.toml:3: unknown table [mysql]; known top-level keys:"}},
+		{"unknown table", "node = \"alpha\"\n\n[postgres]\nhost = \"x\"\n", []string{
+			"tandem.toml:3: unknown table [postgres]; known top-level keys:"}},
 		{"unknown subtable", "[ssh.opts]\n", []string{"tandem.toml:1: unknown table [ssh.opts]; known keys in [ssh]:"}},
 		{"unknown dotted key", "ssh.listen = \"0.0.0.0:2222\"\nssh.port = 22\n", []string{"tandem.toml:2: unknown key ssh.port"}},
 		{"unknown key in inline table", "sync = [{path = \"/a\"}, {paht = \"/b\"}]\n", []string{
@@ -180,9 +183,9 @@ path = "www"
 }
 
 func TestParseConfigUnknownTableKeysNotReported(t *testing.T) {
-	_, err := ParseConfig([]byte("[mysql]\nhost = \"x\"\nport = 3306\n"), "tandem.toml")
+	_, err := ParseConfig([]byte("[postgres]\nhost = \"x\"\nport = 3306\n"), "tandem.toml")
 	if err == nil || strings.Contains(err.Error(), "host") || strings.Contains(err.Error(), "port") {
-		t.Errorf("ParseConfig error:\n%v\nwant only [mysql] reported, not the keys in it", err)
+		t.Errorf("ParseConfig error:\n%v\nwant only [postgres] reported, not the keys in it", err)
 	}
 }
 
@@ -225,6 +228,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		Peers: []pipe.Peer{{Name: "beta", Address: "203.0.113.7:2222"}},
 		Sync:  []watcher.Config{{Path: "/var/www"}},
 	}
+	want.MySQL.ApplyDefaults()
+	want.Failover.ApplyDefaults()
+	want.Snapshot.ApplyDefaults()
 	if !sameConfig(c, &want) {
 		t.Errorf("ParseConfig(minimal) = %+v, want %+v", *c, want)
 	}
@@ -303,6 +309,20 @@ func TestExampleConfig(t *testing.T) {
 		},
 		Peers: []pipe.Peer{{Name: "beta", Address: "203.0.113.7:2222"}},
 		Sync:  []watcher.Config{{Name: "www", Path: "/var/www", Exclude: []string{"*.tmp", "cache/"}}},
+		MySQL: binlog.Config{DSN: "tandem:secret@tcp(127.0.0.1:3306)/", ServerID: 1001, Databases: []string{"shop"}, Conflict: "newer"},
+		Failover: failover.Config{
+			Address: "198.51.100.1", Priority: 100,
+			Heartbeat: duration.Duration(time.Second), DeadAfter: duration.Duration(10 * time.Second),
+			Checks: []failover.Check{{HTTP: "http://127.0.0.1/", Expect: 200, Timeout: duration.Duration(2 * time.Second)}},
+			DNS: failover.DNS{
+				Zone: "example.test.", Names: []string{"www.example.test.", "example.test."}, TTL: 30, Mode: "failover",
+				TSIGKey: "tandem-key.", TSIGSecretFile: "/etc/tandem/tsig.secret",
+			},
+		},
+		Snapshot: snapshot.Config{
+			Dir: "/var/backups/tandem", Every: duration.Duration(time.Hour),
+			Keep: snapshot.Keep{Hourly: 24, Daily: 7, Weekly: 4, Monthly: 12}, MySQLDump: true,
+		},
 	}
 	if !sameConfig(c, &want) {
 		t.Errorf("example config = %+v, want %+v", *c, want)
