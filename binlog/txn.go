@@ -84,21 +84,21 @@ type Column struct {
 type Kind uint8
 
 const (
-	Null    Kind = iota // SQL NULL
-	Int                 // I: TINYINT..BIGINT signed, YEAR
-	Uint                // U: unsigned integers, BIT (as a number)
-	Float               // F: FLOAT, widened to float64 exactly
-	Double              // F: DOUBLE
-	Decimal             // S: exact decimal text, like "-123.4500"
-	Text                // B: CHAR/VARCHAR/TEXT bytes in the column's Charset
-	Bytes               // B: BINARY/VARBINARY/BLOB
-	Date                // S: "2006-01-02"
-	DateTime            // S: "2006-01-02 15:04:05.999999" (as stored, no zone)
-	Timestamp           // S: "2006-01-02 15:04:05.999999" in UTC
-	Time                // S: "-838:59:59.999999" (TIME may exceed a day)
-	Enum                // S: the member's name
-	Set                 // S: the members' names joined by ","
-	JSON                // S: the JSON document as text
+	Null      Kind = iota // SQL NULL
+	Int                   // I: TINYINT..BIGINT signed, YEAR
+	Uint                  // U: unsigned integers, BIT (as a number)
+	Float                 // F: FLOAT, widened to float64 exactly
+	Double                // F: DOUBLE
+	Decimal               // S: exact decimal text, like "-123.4500"
+	Text                  // B: CHAR/VARCHAR/TEXT bytes in the column's Charset
+	Bytes                 // B: BINARY/VARBINARY/BLOB
+	Date                  // S: "2006-01-02"
+	DateTime              // S: "2006-01-02 15:04:05.999999" (as stored, no zone)
+	Timestamp             // S: "2006-01-02 15:04:05.999999" in UTC
+	Time                  // S: "-838:59:59.999999" (TIME may exceed a day)
+	Enum                  // S: the member's name
+	Set                   // S: the members' names joined by ","
+	JSON                  // S: the JSON document as text
 )
 
 func (k Kind) String() string {
@@ -127,3 +127,12 @@ type DDL struct {
 	// Statement is the SQL as the source ran it.
 	Statement string
 }
+
+// The marker: every transaction the applier commits first writes a row in
+// MarkerSchema.MarkerTable, and every DDL it runs carries DDLMarker. The
+// tailer drops both, so nothing the peer sent is sent back.
+const (
+	MarkerSchema = "tandem"
+	MarkerTable  = "applied"
+	DDLMarker    = "/* tandem:applied */"
+)
