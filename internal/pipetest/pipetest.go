@@ -82,7 +82,7 @@ type Node struct {
 	dir    string // authorized_keys, known_hosts
 	Log    *zap.Logger
 	Logs   *observer.ObservedLogs
-	Node   *pipe.Node
+	Pipe   *pipe.Node
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -134,7 +134,7 @@ func (tn *Node) Start(t *testing.T, peer, peerAddr string, setup func(*pipe.Node
 	if setup != nil {
 		setup(n)
 	}
-	tn.Node = n
+	tn.Pipe = n
 	ctx, cancel := context.WithCancel(context.Background())
 	tn.cancel = cancel
 	tn.done = make(chan error, 1)

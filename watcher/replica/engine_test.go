@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tandemhost/tandem/internal/pipetest"
+
 	"github.com/zeebo/blake3"
 
 	"github.com/tandemhost/tandem/conflict"
@@ -30,16 +32,16 @@ func newPair(t *testing.T) (alpha, beta *side) {
 	base := t.TempDir()
 	alpha = newSide(t, "alpha", "beta", filepath.Join(base, "alpha"))
 	beta = newSide(t, "beta", "alpha", filepath.Join(base, "beta"))
-	trust(t, alpha.testNode, beta.testNode)
-	trust(t, beta.testNode, alpha.testNode)
+	pipetest.Trust(t, alpha.Node, beta.Node)
+	pipetest.Trust(t, beta.Node, alpha.Node)
 	return alpha, beta
 }
 
 // connect runs both nodes with their engines registered.
 func connect(t *testing.T, alpha, beta *side) {
 	t.Helper()
-	alpha.start(t, "beta", beta.addr(), alpha.eng.Register)
-	beta.start(t, "alpha", alpha.addr(), beta.eng.Register)
+	alpha.Start(t, "beta", beta.Addr(), alpha.eng.Register)
+	beta.Start(t, "alpha", alpha.Addr(), beta.eng.Register)
 }
 
 // snapshot describes every path under root (type, mode, content hash and
@@ -161,7 +163,7 @@ func checkOrigins(t *testing.T, s *side, origin string, skip ...string) {
 	t.Helper()
 	err := s.db.Walk(rootName, "", func(r index.Record) error {
 		if !slices.Contains(skip, r.Path) && r.Origin != origin {
-			t.Errorf("%s's record of %s has origin %q, want %q", s.name, r.Path, r.Origin, origin)
+			t.Errorf("%s's record of %s has origin %q, want %q", s.Name, r.Path, r.Origin, origin)
 		}
 		return nil
 	})
@@ -256,7 +258,7 @@ func TestEngineNameNotUTF8(t *testing.T) {
 	mustWrite(t, filepath.Join(alpha.root, "caf\xe9.txt"), []byte("latin-1 name"))
 	alpha.runEngine(t)
 	beta.runEngine(t)
-	waitFor(t, "alpha to warn about caf\xe9.txt", func() bool { return alpha.warned("not valid UTF-8", "caf") })
+	waitFor(t, "alpha to warn about caf\xe9.txt", func() bool { return alpha.Warned("not valid UTF-8", "caf") })
 	connect(t, alpha, beta)
 	mustWrite(t, filepath.Join(alpha.root, "plain.txt"), []byte("an ordinary file"))
 	waitFor(t, "plain.txt on beta", func() bool {
@@ -275,14 +277,14 @@ func TestEngineResumeAfterHalt(t *testing.T) {
 	// tree by itself.
 	alpha.runEngine(t)
 	connect(t, alpha, beta)
-	waitFor(t, "alpha to hear that beta refuses the tree", func() bool { return alpha.warned("peer refuses", "test halt") })
+	waitFor(t, "alpha to hear that beta refuses the tree", func() bool { return alpha.Warned("peer refuses", "test halt") })
 	beta.eng.Resume(rootName)
 	mustWrite(t, filepath.Join(alpha.root, "after-resume.txt"), []byte("x"))
 	waitFor(t, "after-resume.txt on beta", func() bool {
 		_, err := os.Lstat(filepath.Join(beta.root, "after-resume.txt"))
 		return err == nil
 	})
-	if n := alpha.node.Status().Connects; n != 1 {
+	if n := alpha.Pipe.Status().Connects; n != 1 {
 		t.Errorf("alpha connected %d times, want 1: the link was dropped to get replication going", n)
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandemhost/tandem/internal/pipetest"
+
 	"github.com/zeebo/blake3"
 	"golang.org/x/crypto/ssh"
 
@@ -35,7 +37,7 @@ import (
 // hostile is the pair of a receiving node and a hostile peer.
 type hostile struct {
 	beta    *side
-	alpha   *testNode
+	alpha   *pipetest.Node
 	base    string // holds root and outside, and nothing else
 	outside string // a sibling of the root the peer must never reach
 	absGone bool   // /abs.txt did not exist before the tests
@@ -59,15 +61,15 @@ func newHostile(t *testing.T) *hostile {
 	if _, err := os.Lstat("/abs.txt"); errors.Is(err, fs.ErrNotExist) {
 		h.absGone = true
 	}
-	h.alpha = newTestNode(t, "alpha")
+	h.alpha = pipetest.NewNode(t, "alpha")
 	h.beta = newSide(t, "beta", "alpha", filepath.Join(base, "root"))
-	trust(t, h.beta.testNode, h.alpha)
-	trust(t, h.alpha, h.beta.testNode)
+	pipetest.Trust(t, h.beta.Node, h.alpha)
+	pipetest.Trust(t, h.alpha, h.beta.Node)
 	h.beta.runEngine(t)
 	// beta's own sender has nobody to talk to: the hostile peer serves no
 	// files streams.
-	h.beta.start(t, "alpha", unusedAddr(t), h.beta.eng.Register)
-	h.alpha.start(t, "beta", h.beta.addr(), func(n *pipe.Node) {
+	h.beta.Start(t, "alpha", unusedAddr(t), h.beta.eng.Register)
+	h.alpha.Start(t, "beta", h.beta.Addr(), func(n *pipe.Node) {
 		n.OnSession(func(ctx context.Context, s *pipe.Session) {
 			h.mu.Lock()
 			h.sess, h.sessCtx = s, ctx
@@ -273,9 +275,9 @@ func (h *hostile) checkContained(t *testing.T) {
 func (h *hostile) waitWarn(t *testing.T, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
-	for !h.beta.warned(want...) {
+	for !h.beta.Warned(want...) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no warning mentioning %q; warnings: %q", want, h.beta.warnings())
+			t.Fatalf("no warning mentioning %q; warnings: %q", want, h.beta.Warnings())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -286,10 +288,10 @@ func (h *hostile) waitWarn(t *testing.T, want ...string) {
 // Open on it. It returns the channel; the connection closes at cleanup.
 func (h *hostile) rawFiles(t *testing.T) ssh.Channel {
 	t.Helper()
-	client, err := ssh.Dial("tcp", h.beta.addr(), &ssh.ClientConfig{
+	client, err := ssh.Dial("tcp", h.beta.Addr(), &ssh.ClientConfig{
 		User:              "alpha",
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(h.alpha.signer)},
-		HostKeyCallback:   ssh.FixedHostKey(h.beta.signer.PublicKey()),
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(h.alpha.Signer)},
+		HostKeyCallback:   ssh.FixedHostKey(h.beta.Signer.PublicKey()),
 		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
 		Timeout:           waitTimeout,
 	})
@@ -706,7 +708,7 @@ func TestHostilePeer(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h.beta.logs.TakeAll()
+			h.beta.Logs.TakeAll()
 			defer h.closeStreams()
 			tt.attack(t, h)
 			if tt.warn != nil {
@@ -718,7 +720,7 @@ func TestHostilePeer(t *testing.T) {
 			h.checkContained(t)
 		})
 	}
-	if n := h.alpha.node.Status().Connects; n != 1 {
+	if n := h.alpha.Pipe.Status().Connects; n != 1 {
 		t.Errorf("the hostile peer connected %d times, want 1: beta dropped the whole link", n)
 	}
 }
@@ -751,7 +753,7 @@ func TestHostileFailedRangesDoNotWedge(t *testing.T) {
 			}
 			expectEnd(t, st)
 			h.closeStreams()
-			if !h.beta.stop() {
+			if !h.beta.Stop() {
 				t.Fatalf("beta's node did not stop within %v after a peer sent failing ranges", waitTimeout)
 			}
 		})
