@@ -34,6 +34,9 @@ type Options struct {
 	MaxBackoff time.Duration
 	// Listener, when set, is used instead of listening on Config.Listen.
 	Listener net.Listener
+	// Muxed says a Mux serves this node's inbound connections on a
+	// listener it shares with other nodes: Run only dials.
+	Muxed bool
 }
 
 // PeerStatus is what a node knows about its link to the peer.
@@ -138,6 +141,12 @@ func (n *Node) Handle(kind string, maxFrame int, h Handler) {
 	n.handlers[kind] = handler{fn: h, maxFrame: maxFrame}
 }
 
+// HandleRaw registers the handler for unframed streams of kind the peer
+// opens with Session.OpenRaw. Call it before Run.
+func (n *Node) HandleRaw(kind string, h RawHandler) {
+	n.handlers[kind] = handler{raw: h}
+}
+
 // OnSession registers f to run, in its own goroutine, for every outbound
 // session once it is handshaken. ctx ends when the session does; the node
 // waits for f to return before it redials. Call it before Run.
@@ -147,7 +156,7 @@ func (n *Node) OnSession(f func(ctx context.Context, s *Session)) {
 
 // Listen binds the SSH server's address. Run calls it if it was not called.
 func (n *Node) Listen() error {
-	if n.ln != nil {
+	if n.ln != nil || n.opts.Muxed {
 		return nil
 	}
 	ln, err := net.Listen("tcp", n.opts.Config.Listen)
@@ -193,6 +202,12 @@ func (n *Node) update(f func(s *PeerStatus)) {
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.Listen(); err != nil {
 		return err
+	}
+	if n.opts.Muxed {
+		n.log.Info("dialing", zap.String("node", n.opts.Node), zap.String("peer", n.opts.Peer.Name),
+			zap.String("peer_address", n.opts.Peer.Address))
+		n.dialLoop(ctx)
+		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -27,7 +27,14 @@ func (n *Node) serveConn(ctx context.Context, nc net.Conn) {
 		return
 	}
 	nc.SetDeadline(time.Time{})
+	n.serveSSH(ctx, sconn, chans, reqs)
+}
+
+// serveSSH runs one handshaken inbound SSH connection: the control stream
+// and the stream handlers, until the connection or ctx ends.
+func (n *Node) serveSSH(ctx context.Context, sconn *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request) {
 	defer sconn.Close()
+	remote := sconn.RemoteAddr().String()
 	go ssh.DiscardRequests(reqs)
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -98,6 +105,13 @@ func (n *Node) serveConn(ctx context.Context, nc net.Conn) {
 			continue
 		}
 		go ssh.DiscardRequests(creqs)
+		if h.raw != nil {
+			wg.Go(func() {
+				defer ch.Close()
+				h.raw(ctx, ch)
+			})
+			continue
+		}
 		wg.Go(func() {
 			defer ch.Close()
 			if err := h.fn(ctx, newStream(ch, h.maxFrame)); err != nil && ctx.Err() == nil {

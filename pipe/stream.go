@@ -55,7 +55,13 @@ type Handler func(ctx context.Context, s *Stream) error
 type handler struct {
 	fn       Handler
 	maxFrame int
+	raw      RawHandler
 }
+
+// RawHandler serves one unframed stream the peer opened with OpenRaw: the
+// SSH channel's bytes as they come, for protocols that frame themselves
+// (raft's transport). The stream is closed after the handler returns.
+type RawHandler func(ctx context.Context, ch io.ReadWriteCloser)
 
 // Session is an established, handshaken outbound connection to the peer.
 // Its streams end when the connection does.
@@ -80,6 +86,17 @@ func (s *Session) Open(kind string, maxFrame int) (*Stream, error) {
 	}
 	go ssh.DiscardRequests(reqs)
 	return newStream(ch, maxFrame), nil
+}
+
+// OpenRaw opens an unframed stream of kind to the peer, served by the
+// RawHandler the peer registered with HandleRaw.
+func (s *Session) OpenRaw(kind string) (io.ReadWriteCloser, error) {
+	ch, reqs, err := s.client.OpenChannel(channelPrefix+kind, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open %s stream: %w", kind, err)
+	}
+	go ssh.DiscardRequests(reqs)
+	return ch, nil
 }
 
 var _ io.Closer = (*Stream)(nil)
