@@ -212,6 +212,12 @@ func (d Decision) String() string {
 // Concurrent vectors: the winner is chosen by the first of these rules
 // that separates the two versions:
 //
+//  0. A delete beats a live version whose content is exactly what the
+//     delete removed (same type, and same hash and size or target; a
+//     tombstone keeps them): that version modified nothing, so deleting it
+//     loses nothing. The action is Merge, with the delete the winner:
+//     nothing is copied or logged, and where the peer deleted, the delete
+//     is applied.
 //  1. A live version beats a delete ("modify beats delete"), whatever the
 //     mtimes.
 //  2. A directory beats a file or symlink, whatever the mtimes: its
@@ -265,6 +271,12 @@ func Decide(path string, local, remote Version, taken func(name string) bool) De
 		return Decision{Action: Apply, Winner: Remote, Merged: merged}
 	}
 	d := Decision{Winner: Remote, Merged: merged}
+	if stale, del := staleAgainstDelete(local, remote); stale {
+		// The live side holds only what the delete removed: nothing is
+		// lost by deleting it, so the delete wins without a conflict.
+		d.Winner, d.Action = del, Merge
+		return d
+	}
 	if beats(local, remote) {
 		d.Winner = Local
 	}
@@ -280,6 +292,27 @@ func Decide(path string, local, remote Version, taken func(name string) bool) De
 		d.CopyVector = loser.Vector.Merge(nil) // a copy: Decision shares no memory with its inputs
 	}
 	return d
+}
+
+// staleAgainstDelete reports whether one of a and b is a delete and the
+// other a live version with exactly the content the delete removed (its
+// tombstone keeps the type, hash, size and target it had), and which side
+// deleted. Such a live version is no modification: it arises when a node
+// is killed after writing what the peer sent but before recording it, and
+// its next scan takes the file for a new local one; or when both nodes
+// made the same content and one then deleted it. Letting "modify beats
+// delete" keep it would bring deleted files and directories back to life.
+func staleAgainstDelete(a, b Version) (bool, Side) {
+	del, live, side := a, b, Local
+	if !a.Deleted {
+		del, live, side = b, a, Remote
+	}
+	if !del.Deleted || live.Deleted || del.Type == TypeUnknown {
+		return false, 0
+	}
+	was := del
+	was.Deleted = false
+	return sameContent(was, live), side
 }
 
 // beats reports whether a wins over b when they are concurrent. It is a

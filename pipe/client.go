@@ -116,6 +116,10 @@ func (n *Node) heartbeats(ctx context.Context, ctrl *Stream, wg *sync.WaitGroup)
 		}
 	})
 
+	// Pings go out from their own goroutine: on a dead path the SSH
+	// connection's writes block once the TCP window is full (behind bulk
+	// data of other streams), and the silence check below must still run.
+	out := newSender(ctx, ctrl, wg)
 	sent := make(map[uint64]time.Time) // outstanding pings by seq
 	var seq uint64
 	ping := func() error {
@@ -127,7 +131,7 @@ func (n *Node) heartbeats(ctx context.Context, ctrl *Stream, wg *sync.WaitGroup)
 				delete(sent, s)
 			}
 		}
-		return ctrl.Send(&Ping{Seq: seq, SentUnixNano: now.UnixNano()})
+		return out.send(&Ping{Seq: seq, SentUnixNano: now.UnixNano()})
 	}
 	if err := ping(); err != nil {
 		return err
@@ -166,6 +170,48 @@ func (n *Node) heartbeats(ctx context.Context, ctrl *Stream, wg *sync.WaitGroup)
 			}
 		}
 	}
+}
+
+// sender writes control messages from its own goroutine, so that the loop
+// that watches for silence never blocks on a write. Messages are
+// heartbeats: when one is still waiting to go out, a newer one is dropped.
+type sender struct {
+	queue chan Message
+	errc  chan error
+}
+
+func newSender(ctx context.Context, s *Stream, wg *sync.WaitGroup) *sender {
+	o := &sender{queue: make(chan Message, 1), errc: make(chan error, 1)}
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-o.queue:
+				if err := s.Send(m); err != nil {
+					o.errc <- err
+					return
+				}
+			}
+		}
+	})
+	return o
+}
+
+// send queues m unless a message is still waiting; it returns the error
+// that stopped an earlier write, if any.
+func (o *sender) send(m Message) error {
+	select {
+	case err := <-o.errc:
+		o.errc <- err
+		return err
+	default:
+	}
+	select {
+	case o.queue <- m:
+	default:
+	}
+	return nil
 }
 
 // authHint adds advice to an SSH handshake error that means our key was

@@ -97,9 +97,17 @@ func TestMuxServesEveryLinkOnOnePort(t *testing.T) {
 	}
 	for _, h := range hosts {
 		for peer := range h.nodes {
-			h.mu.Lock()
-			s := h.sessions[peer]
-			h.mu.Unlock()
+			var s *Session
+			deadline := time.Now().Add(10 * time.Second)
+			for s == nil {
+				h.mu.Lock()
+				s = h.sessions[peer]
+				h.mu.Unlock()
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: no session to %s", h.name, peer)
+				}
+				time.Sleep(time.Millisecond)
+			}
 			ch, err := s.OpenRaw("echo")
 			if err != nil {
 				t.Fatalf("%s -> %s: %v", h.name, peer, err)

@@ -147,12 +147,15 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 			}
 		}
 	}()
+	var wg sync.WaitGroup // the pong sender
 	defer func() {
 		cancel()
-		sconn.Close() // unblocks the reader
+		sconn.Close() // unblocks the reader, and a blocked pong
 		<-errc
+		wg.Wait()
 	}()
 
+	out := newSender(ctx, s, &wg)
 	silence := time.NewTimer(n.timeout)
 	defer silence.Stop()
 	var hello *Hello
@@ -193,7 +196,7 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 				if hello == nil {
 					return fmt.Errorf("%w: Ping before Hello", ErrMalformed)
 				}
-				if err := s.Send(&Pong{Seq: m.Seq, SentUnixNano: m.SentUnixNano,
+				if err := out.send(&Pong{Seq: m.Seq, SentUnixNano: m.SentUnixNano,
 					PeerUnixNano: n.opts.Now().UnixNano(), Epoch: n.opts.Epoch()}); err != nil {
 					return err
 				}

@@ -387,6 +387,13 @@ func (db *DB) Apply(root, peer string, peerSeq uint64, recs ...Record) ([]Record
 			}
 			out = append(out, s)
 		}
+		// Every intent was for this batch: recorded now, or decided
+		// against (the receiver applies one batch at a time).
+		if t.root.Bucket(bucketIntents) != nil {
+			if err := t.root.DeleteBucket(bucketIntents); err != nil {
+				return err
+			}
+		}
 		if err := t.peers.Put([]byte(peer), be64(peerSeq)); err != nil {
 			return err
 		}
@@ -647,6 +654,7 @@ type change struct {
 	rec       Record
 	base      uint64
 	cacheOnly bool // same version, new stat cache: keep Seq, replicate nothing
+	adopted   bool // the peer's version, from an intent (see Intend)
 }
 
 // commitScan stores a scan's changes in one transaction and returns the new
@@ -676,8 +684,17 @@ func (db *DB) commitScan(root string, changes []change) ([]Record, error) {
 			if err != nil {
 				return err
 			}
+			if ch.adopted {
+				if err := t.clearIntents(ch.rec.Path); err != nil {
+					return err
+				}
+			}
 			if !ch.cacheOnly {
 				out = append(out, s)
+				if ce := db.log.Check(zap.DebugLevel, "local change"); ce != nil {
+					ce.Write(zap.String("root", root), zap.String("path", s.Path), zap.Stringer("type", s.Type),
+						zap.Bool("deleted", s.Deleted), zap.Uint64("seq", s.Seq), zap.Bool("had", had), zap.Bool("was_deleted", had && cur.Deleted))
+				}
 			}
 		}
 		return t.finish()

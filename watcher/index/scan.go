@@ -539,8 +539,16 @@ func (s *scanner) list(j walkJob, hasher *blake3.Hasher, buf []byte) error {
 			}
 		}
 	}
+	// A directory the peer deleted that holds nothing but the receiver's
+	// temp files (transfers into it still in flight) is on its way out:
+	// the receiver removes it when they end. Recording it as new would
+	// bring it back to life on the peer.
+	inFlightOnly := len(entries) == 0 && len(names) > 0 && j.old != nil && j.old.Deleted
+	for _, name := range names {
+		inFlightOnly = inFlightOnly && strings.HasPrefix(name, TmpPrefix)
+	}
 	// The directory's own change goes before its contents'.
-	if j.cur != nil && (j.old == nil || !statSame(j.old, j.cur)) {
+	if j.cur != nil && (j.old == nil || !statSame(j.old, j.cur)) && !inFlightOnly {
 		if err := s.decide(*j.cur, j.old); err != nil {
 			return err
 		}
@@ -775,6 +783,12 @@ func (s *scanner) decide(cur Record, old *Record) error {
 	var base uint64
 	if old != nil {
 		v, base = old.Vector, old.Seq
+	}
+	if in, ok := s.db.intent(s.root, cur.Path); ok && sameContent(&in, &cur) {
+		// The peer's version, written by a receiver killed before it
+		// recorded it (see Intend): the peer's, not a change of ours.
+		cur.Vector, cur.Origin, cur.PeerHas = in.Vector, in.Origin, true
+		return s.emit(change{rec: cur, base: base, adopted: true})
 	}
 	cur.Vector = v.Update(s.node)
 	cur.Origin = s.node

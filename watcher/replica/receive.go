@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/zeebo/blake3"
@@ -52,6 +55,10 @@ type receiver struct {
 	// outside a batch. parPaths are the paths it has in hand.
 	par      *parallel
 	parPaths map[string]bool
+
+	// rmdirs are directories this batch deleted that still held entries
+	// when their turn came.
+	rmdirs []string
 
 	// Renames within one batch: files this batch deletes, by content hash,
 	// so that a large file created elsewhere with the same content is
@@ -114,7 +121,7 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 		for {
 			select {
 			case tr := <-rc.done:
-				tr.close(r.tree)
+				rc.closeTransfer(tr)
 			default:
 				return
 			}
@@ -257,8 +264,12 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 	}
 	release := rc.e.opts.DB.Hold(rc.r.Name, paths...)
 	defer release()
+	if err := rc.intend(changes...); err != nil {
+		return err
+	}
 	rc.renameSources(changes)
 	defer rc.emptyTrash()
+	rc.rmdirs = nil
 	var recs []index.Record
 	t := rc.r.tree
 	if len(changes) > smallBatch {
@@ -292,6 +303,10 @@ func (rc *receiver) apply(ctx context.Context, batch []incoming) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
+	// Deleted files kept aside for renames, and directories deleted before
+	// what was in them, go now that every rename is done.
+	rc.emptyTrash()
+	rc.retryRmdirs()
 	// Stat caches are taken after the renames, which a batch defers.
 	t.begin() // for the sub-root cache of stamp
 	for i := range recs {
@@ -449,6 +464,17 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 	case conflict.Ignore:
 		return nil, nil
 	case conflict.Merge:
+		if d.Winner == conflict.Remote && rec.Deleted && !local.Deleted {
+			// The peer deleted exactly what we hold (see Decide, rule
+			// 0): the delete applies.
+			w := *rec
+			w.Vector = d.Merged
+			if err := rc.write(&w, c, ct, ok, &local); err != nil {
+				return nil, err
+			}
+			out = append(out, w)
+			break
+		}
 		m := local
 		m.Vector = d.Merged
 		m.PeerHas = true // the same content: the peer needs the vector, not the bytes
@@ -535,11 +561,22 @@ func (rc *receiver) write(w *index.Record, c *Change, ct *content, hadLocal bool
 		}
 	}
 	if w.Deleted {
+		// Transfers still in flight for the path or below it are
+		// superseded by this delete: their temp files would keep a
+		// directory the peer deleted from going.
+		rc.dropTransfers(w.Path)
 		err := t.remove(w.Path)
+		rc.e.log.Debug("removed", zap.String("path", w.Path), zap.Error(err))
 		if errors.Is(err, errNotEmpty) {
-			// The directory still holds entries this node has and the
-			// peer did not delete: they replicate back and keep it.
+			// The directory still holds entries: ones the peer deletes
+			// later in this batch (tried again at its end), or ones this
+			// node has and the peer did not delete, which replicate back
+			// and keep it.
+			rc.rmdirs = append(rc.rmdirs, w.Path)
 			return nil
+		}
+		if err == nil {
+			rc.removeDeletedParents(w.Path)
 		}
 		return err
 	}
@@ -592,6 +629,68 @@ func (rc *receiver) write(w *index.Record, c *Change, ct *content, hadLocal bool
 	return nil
 }
 
+// intend records the peer's versions about to be written, so that a crash
+// before they are recorded does not make them look like local changes
+// (see index.Intend). Deletes need none.
+func (rc *receiver) intend(changes ...*Change) error {
+	var recs []index.Record
+	for _, c := range changes {
+		if !c.Rec.Deleted {
+			recs = append(recs, c.Rec)
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return rc.e.opts.DB.Intend(rc.r.Name, recs...)
+}
+
+// dropTransfers abandons the transfers in flight for rel or below it.
+func (rc *receiver) dropTransfers(rel string) {
+	rc.pendingMu.Lock()
+	var drop []uint64
+	for seq, tr := range rc.pending {
+		if p := tr.c.Rec.Path; p == rel || strings.HasPrefix(p, rel+"/") {
+			drop = append(drop, seq)
+		}
+	}
+	rc.pendingMu.Unlock()
+	for _, seq := range drop {
+		rc.abandon(seq)
+	}
+}
+
+// retryRmdirs removes, deepest first, the directories this batch deleted
+// that were not empty at the time: the peer deletes a directory before what
+// was in it. One still holding entries stays (see write).
+func (rc *receiver) retryRmdirs() {
+	dirs := rc.rmdirs
+	rc.rmdirs = nil
+	slices.SortFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, d := range dirs {
+		if rc.r.tree.remove(d) == nil {
+			rc.removeDeletedParents(d)
+		}
+	}
+}
+
+// removeDeletedParents removes the now empty parents of a deleted path
+// whose own deletion, applied in an earlier batch, had to leave them
+// because they still held entries. Without this an empty directory the
+// peer deleted would stay, be found by the next scan as new, and come back
+// to life on the peer.
+func (rc *receiver) removeDeletedParents(rel string) {
+	for p := path.Dir(rel); p != "." && p != "/"; p = path.Dir(p) {
+		rec, ok, err := rc.e.opts.DB.Get(rc.r.Name, p)
+		if err != nil || !ok || !rec.Deleted {
+			return
+		}
+		if rc.r.tree.remove(p) != nil {
+			return
+		}
+	}
+}
+
 // startTransfer asks the sender for a large file's content, as deltas
 // against the local copy at the same path when there is one.
 func (rc *receiver) startTransfer(c *Change, hadLocal bool, local *index.Record) error {
@@ -632,7 +731,7 @@ func (rc *receiver) startTransfer(c *Change, hadLocal bool, local *index.Record)
 // finish applies a large file whose bytes all arrived.
 func (rc *receiver) finish(ctx context.Context, tr *transfer) error {
 	rc.forget(tr.c.Seq)
-	defer tr.close(rc.r.tree)
+	defer rc.closeTransfer(tr)
 	tr.mu.Lock()
 	trErr, tmp := tr.err, tr.tmp
 	tr.mu.Unlock()
@@ -655,6 +754,9 @@ func (rc *receiver) finish(ctx context.Context, tr *transfer) error {
 	}
 	release := rc.e.opts.DB.Hold(rc.r.Name, paths...)
 	defer release()
+	if err := rc.intend(tr.c); err != nil {
+		return err
+	}
 	ct := &content{tmp: tmp, name: tr.name}
 	recs, err := rc.act(tr.c, ct)
 	if ct.tmp == nil {
@@ -677,7 +779,7 @@ func (rc *receiver) abandon(seq uint64) {
 		return
 	}
 	rc.forget(seq)
-	tr.close(rc.r.tree)
+	rc.closeTransfer(tr)
 }
 
 // forget removes seq from the transfers and the waiting list.
@@ -696,12 +798,14 @@ func (rc *receiver) dropAll() {
 	rc.pendingMu.Lock()
 	defer rc.pendingMu.Unlock()
 	for seq, tr := range rc.pending {
-		tr.close(rc.r.tree)
+		rc.closeTransfer(tr)
 		delete(rc.pending, seq)
 	}
 }
 
-func (tr *transfer) close(t *tree) {
+// close releases the transfer's files and reports whether it removed its
+// temp file.
+func (tr *transfer) close(t *tree) (removed bool) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if tr.basis != nil {
@@ -710,8 +814,17 @@ func (tr *transfer) close(t *tree) {
 	}
 	if tr.tmp != nil {
 		tr.tmp.Close()
-		t.root.Remove(tr.name)
+		removed = t.root.Remove(tr.name) == nil
 		tr.tmp = nil
+	}
+	return removed
+}
+
+// closeTransfer closes tr on the receiver's own goroutine: its temp file
+// may have been all that kept a directory the peer deleted from going.
+func (rc *receiver) closeTransfer(tr *transfer) {
+	if tr.close(rc.r.tree) {
+		rc.removeDeletedParents(tr.name)
 	}
 }
 
