@@ -1,6 +1,7 @@
 package index
 
 import (
+	"os"
 	"testing"
 
 	"github.com/zeebo/blake3"
@@ -15,20 +16,28 @@ import (
 func TestScanAdoptsIntents(t *testing.T) {
 	s := newScanTree(t)
 	s.write("keep.txt", "old")
+	s.write("gone.txt", "peer deletes this")
 	s.scan()
 	peer := conflict.Vector{}.Update("beta")
 	intents := []Record{
 		{Path: "new.txt", Type: File, Mode: 0o644, Size: 4, Hash: blake3.Sum256([]byte("peer")), Vector: peer, Origin: "beta"},
 		{Path: "dir", Type: Dir, Mode: 0o755, Vector: peer, Origin: "beta"},
 		{Path: "other.txt", Type: File, Mode: 0o644, Size: 4, Hash: blake3.Sum256([]byte("peer")), Vector: peer, Origin: "beta"},
+		{Path: "gone.txt", Type: File, Deleted: true, Vector: conflict.Vector{}.Update("alpha").Update("beta"), Origin: "beta"},
 	}
 	if err := s.db.Intend(s.dir, intents...); err != nil {
 		t.Fatal(err)
 	}
-	s.write("new.txt", "peer")   // what the receiver wrote
-	s.mkdir("dir")               // likewise
-	s.write("other.txt", "mine") // a local write, not the intended content
+	s.write("new.txt", "peer")                            // what the receiver wrote
+	s.mkdir("dir")                                        // likewise
+	s.write("other.txt", "mine")                          // a local write, not the intended content
+	if err := os.Remove(s.path("gone.txt")); err != nil { // the receiver's delete
+		t.Fatal(err)
+	}
 	got := byPath(s.scan())
+	if r, want := got["gone.txt"], intents[3].Vector.String(); !r.Deleted || r.Vector.String() != want || r.Origin != "beta" || !r.PeerHas {
+		t.Errorf("gone.txt = %+v, want the peer's delete at %s", r, want)
+	}
 	for _, p := range []string{"new.txt", "dir"} {
 		r := got[p]
 		if r.Vector.String() != "{beta:1}" || r.Origin != "beta" || !r.PeerHas {

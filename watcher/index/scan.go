@@ -816,7 +816,13 @@ func (s *scanner) tombstoneTree(rel string, self bool) error {
 		t.Origin = s.node
 		t.PeerHas = false
 		t.Ino, t.Dev, t.CtimeNs = 0, 0, 0
-		if err := s.emit(change{rec: t, base: r.Seq}); err != nil {
+		adopted := false
+		if in, ok := s.db.intent(s.root, r.Path); ok && in.Deleted {
+			// The peer's delete, done by a receiver killed before it
+			// recorded it (see Intend).
+			t.Vector, t.Origin, t.PeerHas, adopted = in.Vector, in.Origin, true, true
+		}
+		if err := s.emit(change{rec: t, base: r.Seq, adopted: adopted}); err != nil {
 			return err
 		}
 	}

@@ -629,18 +629,13 @@ func (rc *receiver) write(w *index.Record, c *Change, ct *content, hadLocal bool
 	return nil
 }
 
-// intend records the peer's versions about to be written, so that a crash
-// before they are recorded does not make them look like local changes
-// (see index.Intend). Deletes need none.
+// intend records the peer's versions about to be written (deletes too), so
+// that a crash before they are recorded does not make them look like local
+// changes (see index.Intend).
 func (rc *receiver) intend(changes ...*Change) error {
-	var recs []index.Record
-	for _, c := range changes {
-		if !c.Rec.Deleted {
-			recs = append(recs, c.Rec)
-		}
-	}
-	if len(recs) == 0 {
-		return nil
+	recs := make([]index.Record, len(changes))
+	for i, c := range changes {
+		recs[i] = c.Rec
 	}
 	return rc.e.opts.DB.Intend(rc.r.Name, recs...)
 }
