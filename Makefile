@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 3s
 
-.PHONY: all build test test-short demo lint bench fuzz fuzz-short deps clean
+.PHONY: all build test test-short demo lint bench fuzz fuzz-short deps clean torture
 
 all: build
 
@@ -38,6 +38,15 @@ lint:
 ## bench: Go benchmarks of the hot paths.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## torture: the randomized fault test, long: two daemons, random writes on both
+## sides, partitions, resets, latency spikes, kill -9 and restarts; then it checks
+## that nothing was lost. A short run is part of `make test`. A failing run prints
+## its seed: TORTURE_SEED=N make torture replays it.
+TORTURE_OPS ?= 5000
+TORTURE_SEED ?= 0
+torture:
+	set -o pipefail; $(GO) test -run '^TestTorture' -count=1 -v -timeout 60m ./cmd/tandem -torture.ops=$(TORTURE_OPS) -torture.seed=$(TORTURE_SEED) 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|torture_test.go'
 
 ## fuzz: every fuzz target for longer (FUZZTIME=10m make fuzz for a soak).
 fuzz: FUZZTIME = 1m
