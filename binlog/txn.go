@@ -23,9 +23,11 @@ type Txn struct {
 	// Time is the commit time on the source (the binlog event timestamp,
 	// second precision), UTC. The "newer" conflict rule compares it.
 	Time time.Time
-	// Rows are the row changes in commit order. Empty for a DDL Txn.
+	// Rows are the row changes in commit order. Empty for a DDL Txn, but
+	// for CREATE TABLE ... SELECT: its inserted rows come with its DDL.
 	Rows []Row
-	// DDL is set for a schema change; it is the only statement of its Txn.
+	// DDL is set for a schema change; it is the only statement of its Txn
+	// (CREATE TABLE ... SELECT: apply the DDL, then Rows).
 	DDL *DDL
 }
 

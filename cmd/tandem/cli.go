@@ -56,7 +56,10 @@ heartbeats every second, and the control socket that status and the other
 commands talk to (state_dir/tandem.sock, mode 0600). Logs go to stderr: JSON
 when stderr is not a terminal (journald), readable lines on a terminal.
 Stops cleanly on SIGINT or SIGTERM.`,
-			examples:   []string{"tandem run -c /etc/tandem/tandem.toml", "tandem run -c ./alpha.toml --log-level debug"},
+			examples: []string{"tandem run -c /etc/tandem/tandem.toml", "tandem run -c ./alpha.toml --log-level debug"},
+			flags: func(fs *flag.FlagSet, e *env) {
+				fs.Bool("force", false, "failover: take a role without waiting to see the peer (it still gets dead_after to show up)")
+			},
 			usesConfig: true,
 			run:        cmdRun,
 		},
@@ -100,11 +103,18 @@ Exits 3 when the daemon is not running.`,
 			name:    "check",
 			summary: "check the config, the keys and the peer link before going live",
 			help: `Preflight: parses the config (every problem, with its line), checks the key
-files (present, parseable, private key mode 0600), then dials the peer once
-over SSH: host key against known_hosts, our key against the peer's
-authorized_keys, node names and protocol versions, round-trip time and clock
-offset. It does not disturb a daemon that is running. Exits 0 when every
-check passes, 1 when one fails, 2 when the config is invalid.`,
+files (present, parseable, private key mode 0600, authorized_keys and
+known_hosts not writable by others), the inotify watch limit against the
+number of directories in the synced trees (with the sysctl line to raise
+it), free space and inodes for the state dir, the synced trees and the
+snapshot dir, then dials the peer once over SSH: host key against
+known_hosts, our key against the peer's authorized_keys, node names and
+protocol versions, round-trip time and clock offset. It does not disturb a
+daemon that is running. Each line starts with "ok" or "FAIL"; a FAIL says
+what to do.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 the config is invalid
+(or bad flags).`,
 			examples:   []string{"tandem check -c /etc/tandem/tandem.toml"},
 			usesConfig: true,
 			run:        cmdCheck,
@@ -119,6 +129,99 @@ check passes, 1 when one fails, 2 when the config is invalid.`,
 			usesConfig: true,
 			usesJSON:   true,
 			run:        cmdConflicts,
+		},
+		{
+			name:    "witness",
+			summary: "run the witness: the third voter that keeps the two nodes from both being primary",
+			help: `Runs a witness in the foreground: a small daemon for a cheap third host that
+keeps no data and only votes, with both nodes, on which node is primary
+(raft, github.com/hashicorp/raft; the raft term is the failover epoch). With
+a witness, a node that loses touch with both the peer and the witness gives
+up the primary role, and a node promotes only with a majority: the two
+nodes cannot both be primary for longer than a raft lease.
+
+The witness's config has node = "witness", a state_dir, an [ssh] section
+(listen, authorized_keys with both nodes' keys, known_hosts with both
+nodes' host keys at their addresses) and two [[peer]] tables, one per node.
+On each node, set [failover] witness = "HOST:PORT" (the witness's
+ssh.listen as the nodes reach it), add the witness's key (tandem init on the
+witness prints it) to authorized_keys, and its host key to known_hosts as
+"[HOST]:PORT KEY". The witness link shares the node's SSH port.`,
+			examples:   []string{"tandem witness -c /etc/tandem/witness.toml"},
+			usesConfig: true,
+			run:        cmdWitness,
+		},
+		{
+			name:    "db",
+			args:    "seed",
+			summary: "copy the peer's databases into this node's empty server, then replicate from there",
+			help: `seed fills this node's MySQL/MariaDB server with a copy of the peer's
+replicated databases ([mysql] databases), taken from one consistent snapshot
+on the peer, and makes replication from the peer continue right after that
+snapshot: nothing missed, nothing applied twice. Use it for a new, empty
+node, before writing to its databases: the schemas must not exist here yet.
+While it runs, the peer's new transactions wait; progress is printed every
+second. Needs the daemon running on both nodes and the link up. Exits 0 when
+done, 1 when the seed failed (nothing half-done is kept as replicated: run
+it again after dropping what it created), 3 when the daemon is not running.`,
+			examples:   []string{"tandem db seed -c /etc/tandem/tandem.toml"},
+			usesConfig: true,
+			run:        cmdDB,
+		},
+		{
+			name:       "promote",
+			args:       "[--force]",
+			summary:    "make this node the primary (the peer becomes standby)",
+			help:       promoteHelp,
+			examples:   promoteExamples,
+			flags:      roleFlags,
+			usesConfig: true,
+			run:        cmdPromote,
+		},
+		{
+			name:       "demote",
+			args:       "[--force]",
+			summary:    "make this node a standby (the peer takes over)",
+			help:       demoteHelp,
+			examples:   demoteExamples,
+			flags:      roleFlags,
+			usesConfig: true,
+			run:        cmdDemote,
+		},
+		{
+			name:       "snapshot",
+			args:       "[take | list | show ID | restore PATH --at ID|TIME [--to DIR] [--force] | restore-db --at ID|TIME [--to-database NAME] | verify [ID] [--sample PERCENT] | prune [--dry-run]]",
+			summary:    "take, list, restore and verify point-in-time snapshots of the trees and databases",
+			help:       snapshotHelp,
+			examples:   snapshotExamples,
+			flags:      snapshotFlags,
+			usesConfig: true,
+			usesJSON:   true,
+			run:        cmdSnapshot,
+		},
+		{
+			name:    "deploy",
+			args:    "--host USER@HOST --host USER@HOST [flags] | unit [-c FILE]",
+			summary: "install, pair and start tandem on two hosts over SSH; print the systemd unit",
+			help:    deployHelp,
+			examples: []string{
+				"tandem deploy --host root@vps1.example.com --host root@vps2.example.com",
+				"tandem deploy --host root@203.0.113.7 --host root@198.51.100.1 --name alpha --name beta --dry-run",
+				"tandem deploy --host root@vps1 --host root@vps2 --config-dir ./tandem-configs",
+				"tandem deploy unit -c /etc/tandem/tandem.toml > /etc/systemd/system/tandem.service",
+			},
+			flags: deployFlags,
+			run:   cmdDeploy,
+		},
+		{
+			name:       "pair",
+			args:       "[--address HOST:PORT] [--write] PEER-KEY-LINE|-",
+			summary:    "trust the peer's key: print or write the authorized_keys and known_hosts lines",
+			help:       pairHelp,
+			examples:   []string{`tandem pair -c /etc/tandem/tandem.toml --write "ssh-ed25519 AAAAC3Nza... tandem@beta"`, "ssh root@vps2 tandem init | tandem pair --write -"},
+			flags:      pairFlags,
+			usesConfig: true,
+			run:        cmdPair,
 		},
 		{
 			name:    "demo",

@@ -325,10 +325,23 @@ func (c *Config) validateSSH(ps *problems) {
 }
 
 func (c *Config) validatePeers(ps *problems) {
-	switch len(c.Peers) {
-	case 0:
+	if c.Node == witnessName {
+		// A witness has both nodes as peers, and nothing to sync.
+		if len(c.Peers) != 2 {
+			ps.add("peer", `a witness (node = "witness") needs exactly two [[peer]] tables, one per node, each with name and address`)
+		}
+		if len(c.Sync) > 0 || c.MySQL.Enabled() || c.Failover.Enabled() || c.Snapshot.Enabled() {
+			ps.add("node", `a witness keeps no data and runs no failover of its own: remove [[sync]], [mysql], [failover] and [snapshot] from its config`)
+		}
+		if len(c.Peers) != 2 {
+			return
+		}
+	}
+	switch n := len(c.Peers); {
+	case n == 2 && c.Node == witnessName:
+	case n == 0:
 		ps.add("peer", `[[peer]] is missing; add a [[peer]] table with the other node's name and address, like name = "beta" and address = "203.0.113.7:2222"`)
-	case 1:
+	case n == 1:
 	default:
 		ps.add("peer.1", "there are %d [[peer]] tables; tandem pairs exactly two nodes, so keep only the other node's", len(c.Peers))
 	}

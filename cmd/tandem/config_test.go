@@ -314,6 +314,7 @@ func TestExampleConfig(t *testing.T) {
 			Address: "198.51.100.1", Priority: 100,
 			Heartbeat: duration.Duration(time.Second), DeadAfter: duration.Duration(10 * time.Second),
 			Checks: []failover.Check{{HTTP: "http://127.0.0.1/", Expect: 200, Timeout: duration.Duration(2 * time.Second)}},
+			Rise:   3, Fall: 2, MinDwell: duration.Duration(30 * time.Second), MaxFailoversPerHour: 3,
 			DNS: failover.DNS{
 				Zone: "example.test.", Names: []string{"www.example.test.", "example.test."}, TTL: 30, Mode: "failover",
 				TSIGKey: "tandem-key.", TSIGSecretFile: "/etc/tandem/tsig.secret",

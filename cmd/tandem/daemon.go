@@ -13,8 +13,11 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tandemhost/tandem/binlog"
 	"github.com/tandemhost/tandem/conflict"
 	"github.com/tandemhost/tandem/deploy"
+	"github.com/tandemhost/tandem/failover"
+	failoverdns "github.com/tandemhost/tandem/failover/dns"
 	"github.com/tandemhost/tandem/internal/control"
 	"github.com/tandemhost/tandem/pipe"
 	"github.com/tandemhost/tandem/watcher/index"
@@ -29,7 +32,17 @@ type daemon struct {
 	db        *index.DB
 	conflicts *conflict.Log
 	files     *replica.Engine
-	started   time.Time
+	rows      *binlog.Engine
+	// With a witness: the link to it, and the mux serving both links on
+	// the SSH port.
+	signer      ssh.Signer
+	witnessLink *pipe.Node
+	mux         *pipe.Mux
+	failover    *failover.Runner    // nil when [failover] is off
+	dnsServer   *failoverdns.Server // nil unless [failover.dns] serve is set
+	started     time.Time
+	// closers release what the parts opened, in reverse order.
+	closers []func() error
 }
 
 func cmdRun(e *env, args []string) int {
@@ -53,7 +66,13 @@ func cmdRun(e *env, args []string) int {
 		return exitUsage
 	}
 	defer log.Sync()
-	d, err := newDaemon(cfg, log)
+	force := false
+	if e.flags != nil {
+		if f := e.flags.Lookup("force"); f != nil {
+			force = f.Value.String() == "true"
+		}
+	}
+	d, err := newDaemonWith(cfg, log, daemonOptions{force: force})
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
 		fmt.Fprintf(e.stderr, "tandem: %v\n", err)
@@ -67,7 +86,16 @@ func cmdRun(e *env, args []string) int {
 	return exitOK
 }
 
+// daemonOptions are the run command's flags that change how parts start.
+type daemonOptions struct {
+	force bool // failover: skip wait_for_all (tandem run --force)
+}
+
 func newDaemon(cfg *Config, log *zap.Logger) (*daemon, error) {
+	return newDaemonWith(cfg, log, daemonOptions{})
+}
+
+func newDaemonWith(cfg *Config, log *zap.Logger, o daemonOptions) (*daemon, error) {
 	if err := deploy.EnsureStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
@@ -79,14 +107,34 @@ func newDaemon(cfg *Config, log *zap.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cfg: cfg, log: log, node: node, started: time.Now()}
+	d := &daemon{cfg: cfg, log: log, node: node, signer: signer, started: time.Now()}
+	if cfg.Node == witnessName {
+		return nil, fmt.Errorf("%s is a witness's config (node = %q): run it with `tandem witness -c FILE`", cfg.file, witnessName)
+	}
+	if cfg.Failover.Enabled() {
+		if err := d.newFailover(o.force); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.Sync) == 0 && !cfg.MySQL.Enabled() {
+		return d, nil
+	}
+	if d.conflicts, err = conflict.Open(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if cfg.MySQL.Enabled() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := d.newRows(ctx)
+		cancel()
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+	}
 	if len(cfg.Sync) == 0 {
 		return d, nil
 	}
 	if d.db, err = index.Open(filepath.Join(cfg.StateDir, "index.db"), log); err != nil {
-		return nil, err
-	}
-	if d.conflicts, err = conflict.Open(cfg.StateDir); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -105,8 +153,62 @@ func newDaemon(cfg *Config, log *zap.Logger) (*daemon, error) {
 	return d, nil
 }
 
+// newFailover builds the failover runner with its DNS updater and server,
+// and registers its heartbeat stream on the pipe node (before it runs).
+func (d *daemon) newFailover(force bool) error {
+	fc := d.cfg.Failover
+	opts := failover.RunnerOptions{
+		Config: fc, Node: d.cfg.Node, Peer: d.cfg.Peers[0].Name, StateDir: d.cfg.StateDir,
+		Pipe: d.node, MySQLDSN: d.cfg.MySQL.DSN, Force: force, Log: d.log,
+	}
+	if fc.DNS.Update != "" {
+		var secret failoverdns.TSIGSecret
+		if fc.DNS.TSIGSecretFile != "" {
+			var err error
+			if secret, err = failoverdns.ReadSecretFile(fc.DNS.TSIGSecretFile); err != nil {
+				return err
+			}
+		}
+		u, err := failoverdns.NewUpdater(failoverdns.UpdaterOptions{
+			Server: fc.DNS.Update, Zone: fc.DNS.Zone, Names: fc.DNS.Names, TTL: fc.DNS.TTL,
+			TSIGKey: fc.DNS.TSIGKey, TSIGSecret: secret.Secret, TSIGAlgorithm: secret.Algorithm, Log: d.log,
+		})
+		if err != nil {
+			return fmt.Errorf("[failover.dns] update: %w", err)
+		}
+		opts.DNS = u
+	}
+	if fc.DNS.Serve != "" {
+		s, err := failoverdns.NewServer(failoverdns.ServerOptions{
+			Addr: fc.DNS.Serve, Zone: fc.DNS.Zone, Names: fc.DNS.Names, TTL: fc.DNS.TTL, Log: d.log,
+		})
+		if err != nil {
+			return fmt.Errorf("[failover.dns] serve: %w", err)
+		}
+		d.dnsServer, opts.Serve = s, s
+	}
+	if fc.Witness != "" {
+		q, err := d.newQuorum()
+		if err != nil {
+			return fmt.Errorf("[failover] witness: %w", err)
+		}
+		d.closers = append(d.closers, q.Close)
+		opts.Quorum = q
+	}
+	r, err := failover.NewRunner(opts)
+	if err != nil {
+		return err
+	}
+	d.failover = r
+	return nil
+}
+
 // close releases what newDaemon opened.
 func (d *daemon) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
 	if d.files != nil {
 		d.files.Close()
 	}
@@ -126,6 +228,8 @@ func newNode(cfg *Config, log *zap.Logger, signer ssh.Signer) (*pipe.Node, error
 		Peer:   cfg.Peers[0],
 		Signer: signer,
 		Log:    log,
+		// With a witness, the witness's link shares the SSH port.
+		Muxed: cfg.Failover.Enabled() && cfg.Failover.Witness != "",
 	})
 }
 
@@ -135,12 +239,22 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.node.Listen(); err != nil {
-		ln.Close()
-		return err
+	sshAddr := ""
+	if d.witnessLink != nil {
+		if err := d.listenMux(); err != nil {
+			ln.Close()
+			return err
+		}
+		sshAddr = d.mux.Addr().String()
+	} else {
+		if err := d.node.Listen(); err != nil {
+			ln.Close()
+			return err
+		}
+		sshAddr = d.node.Addr().String()
 	}
 	d.log.Info("tandem started", zap.String("node", d.cfg.Node), zap.String("version", versionString()),
-		zap.String("ssh", d.node.Addr().String()), zap.String("control", ln.Addr().String()))
+		zap.String("ssh", sshAddr), zap.String("control", ln.Addr().String()))
 	defer d.close()
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -160,9 +274,25 @@ func (d *daemon) run(ctx context.Context) error {
 			cancel() // one part ending ends them all
 		})
 	}
+	part("systemd", d.notifySystemd) // sd_notify: EXTEND_TIMEOUT_USEC during the first scan, READY+STATUS, WATCHDOG while healthy, STOPPING (notify.go)
 	part("pipe", d.node.Run)
+	if d.mux != nil {
+		part("ssh", d.mux.Run)
+		part("witness link", d.witnessLink.Run)
+	}
 	if d.files != nil {
 		part("files", d.files.Run)
+	}
+	if d.dnsServer != nil {
+		if err := d.dnsServer.Listen(); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		part("dns", d.dnsServer.Serve)
+	}
+	if d.failover != nil {
+		part("failover", d.failover.Run)
 	}
 	part("control", func(ctx context.Context) error { return control.Serve(ctx, ln, d.controlHandler()) })
 	wg.Wait()
@@ -177,11 +307,24 @@ func (d *daemon) controlHandler() http.Handler {
 	if d.conflicts != nil {
 		conflictRoutes(mux, d.conflicts, syncRootDirs(d.cfg))
 	}
+	if d.rows != nil {
+		rowsRoutes(mux, d.rows)
+	}
+	roleRoutes(mux, d.failover) // nil: answers "failover is off"
 	// Profiles for performance work, on the root-only control socket:
 	// curl --unix-socket /var/lib/tandem/tandem.sock http://t/debug/pprof/profile
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return mux
+}
+
+// primary names the node that is primary now, "" when unknown (no
+// failover configured): the "primary" row conflict rule asks it.
+func (d *daemon) primary() string {
+	if d.failover == nil {
+		return ""
+	}
+	return d.failover.Primary()
 }
 
 func firstNonEmpty(s ...string) string {

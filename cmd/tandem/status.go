@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/tandemhost/tandem/binlog"
+	"github.com/tandemhost/tandem/failover"
 	"github.com/tandemhost/tandem/internal/control"
 )
 
@@ -18,6 +21,11 @@ type Status struct {
 	Started time.Time    `json:"started"`
 	Peers   []PeerStatus `json:"peers"`
 	Sync    []SyncStatus `json:"sync"`
+	// Rows is the database replication, absent when [mysql] is not set.
+	Rows *binlog.Status `json:"rows,omitempty"`
+	// Failover is the role, epoch, last change and why, DNS target; absent
+	// when [failover] is off.
+	Failover *failover.Status `json:"failover,omitempty"`
 }
 
 // SyncStatus is one synced tree.
@@ -85,6 +93,14 @@ func (d *daemon) status() Status {
 			Connects:      p.Connects,
 		}},
 		Sync: []SyncStatus{},
+	}
+	if d.rows != nil {
+		rs := d.rows.Status()
+		st.Rows = &rs
+	}
+	if d.failover != nil {
+		fs := d.failover.Status()
+		st.Failover = &fs
 	}
 	if d.files == nil {
 		return st
@@ -161,6 +177,11 @@ func printStatus(w io.Writer, st Status, now time.Time) {
 			fmt.Fprintf(w, "  last error: %s\n", p.LastError)
 		}
 	}
+	if st.Failover != nil {
+		for _, line := range st.Failover.Summary(now) {
+			fmt.Fprintln(w, line)
+		}
+	}
 	for _, s := range st.Sync {
 		fmt.Fprintf(w, "tree %s: %d files, %d dirs, %s\n", s.Path, s.Files, s.Dirs, humanBytes(s.Bytes))
 		if s.Halted != "" {
@@ -178,6 +199,17 @@ func printStatus(w io.Writer, st Status, now time.Time) {
 			fmt.Fprintf(w, ", last lag %.0f ms", s.LagMs)
 		}
 		fmt.Fprintf(w, "\n  watcher: %d directories watched, %s\n", s.Watches, scan)
+	}
+	if r := st.Rows; r != nil {
+		fmt.Fprintf(w, "database: read up to %s; to peer: %d sent, %d committed there, %d in flight, lag %.0f ms, %.1f tx/s\n",
+			cmp.Or(r.Read, "(nothing yet)"), r.Sent, r.Acked, r.InFlight, r.LagMS, r.TxPerSec)
+		fmt.Fprintf(w, "  from peer: applied up to %s (seq %d), %.1f tx/s\n", cmp.Or(r.AppliedGTID, "(nothing yet)"), r.Applied, r.AppliedPerSec)
+		if r.SendError != "" {
+			fmt.Fprintf(w, "  send error: %s\n", r.SendError)
+		}
+		if r.ApplyError != "" {
+			fmt.Fprintf(w, "  APPLY ERROR: %s\n", r.ApplyError)
+		}
 	}
 }
 

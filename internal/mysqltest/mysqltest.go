@@ -97,13 +97,22 @@ func template() (string, error) {
 			return
 		}
 		install, _ := lookPath("mariadb-install-db")
-		cmd := exec.Command(install, "--no-defaults", "--datadir="+filepath.Join(dir, "data"),
-			"--auth-root-authentication-method=normal", "--skip-test-db", "--user="+currentUser())
-		if out, err := cmd.CombinedOutput(); err != nil {
-			templateErr = fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
-			return
+		// On a loaded machine the bootstrap server now and then fails to
+		// start in time: try again from an empty directory.
+		for attempt := 1; ; attempt++ {
+			data := filepath.Join(dir, fmt.Sprintf("data%d", attempt))
+			cmd := exec.Command(install, "--no-defaults", "--datadir="+data,
+				"--auth-root-authentication-method=normal", "--skip-test-db", "--user="+currentUser())
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				templateDir = data
+				return
+			}
+			if attempt == 3 {
+				templateErr = fmt.Errorf("mariadb-install-db (3 attempts): %v\n%s", err, out)
+				return
+			}
 		}
-		templateDir = filepath.Join(dir, "data")
 	})
 	return templateDir, templateErr
 }
@@ -311,7 +320,7 @@ func (s *Server) Checksum(table string) (int64, error) {
 	db := s.DB("")
 	var name string
 	var sum sql.NullInt64
-	if err := db.QueryRow("CHECKSUM TABLE " + table).Scan(&name, &sum); err != nil {
+	if err := db.QueryRow("CHECKSUM TABLE "+table).Scan(&name, &sum); err != nil {
 		return 0, err
 	}
 	if !sum.Valid {

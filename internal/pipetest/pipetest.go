@@ -192,3 +192,22 @@ func (tn *Node) Warnings() []string {
 	}
 	return out
 }
+
+// Restart stops tn and starts it again on the same address, with setup run
+// on the new pipe node.
+func (tn *Node) Restart(t *testing.T, peer, peerAddr string, setup func(*pipe.Node)) {
+	t.Helper()
+	addr := tn.Addr()
+	if !tn.Stop() {
+		t.Fatalf("%s: the pipe node did not stop within %v", tn.Name, WaitTimeout)
+	}
+	var err error
+	deadline := time.Now().Add(WaitTimeout)
+	for tn.ln, err = net.Listen("tcp", addr); err != nil; tn.ln, err = net.Listen("tcp", addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("listen again on %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tn.Start(t, peer, peerAddr, setup)
+}

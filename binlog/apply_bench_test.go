@@ -1,0 +1,207 @@
+package binlog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandemhost/tandem/internal/mysqltest"
+)
+
+// BenchmarkApply measures how many small source transactions per second
+// (one row each: updates of random rows of a 10k-row sysbench-like table,
+// and inserts) a real MariaDB server takes through Apply when the stream
+// is behind: Apply calls of 512 Txns, as the engine makes them. The
+// "native" sub-benchmark feeds the same kind of backlog to MariaDB's own
+// replication (relay log fetched, then the SQL thread started) on the same
+// machine, for the ratio.
+func BenchmarkApply(b *testing.B) {
+	s := mysqltest.Start(b, mysqltest.Options{ServerID: 1})
+	s.Exec("CREATE DATABASE shop")
+	const rows = 10000
+	run := 0
+	for _, cfg := range []struct {
+		workers       int
+		skip, inserts bool
+	}{{1, false, false}, {4, false, false}, {8, false, false}, {4, true, false}, {4, false, true}} {
+		workers := cfg.workers
+		name := fmt.Sprintf("workers=%d", workers)
+		if cfg.skip {
+			name += "/skip-binlog"
+		}
+		if cfg.inserts {
+			name += "/inserts-only"
+		}
+		b.Run(name, func(b *testing.B) {
+			table := fmt.Sprintf("sb%d_%v_%v", workers, cfg.skip, cfg.inserts)
+			run++
+			s.Exec("DROP TABLE IF EXISTS shop."+table, fmt.Sprintf("CREATE TABLE shop.%s (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL, KEY (k))", table))
+			var vals []string
+			for i := 0; i < rows; i++ {
+				vals = append(vals, fmt.Sprintf("(%d, %d, '%s', '%s')", i, i, strings.Repeat("c", 120), strings.Repeat("p", 60)))
+			}
+			s.Exec(fmt.Sprintf("INSERT INTO shop.%s VALUES %s", table, strings.Join(vals, ",")))
+			tb := testTable{schema: "shop", name: table, key: []int{0}, cols: []Column{
+				{Name: "id"}, {Name: "k"}, {Name: "c", Charset: "utf8mb4"}, {Name: "pad", Charset: "utf8mb4"}}}
+			cur := make([][]Value, rows)
+			for i := range cur {
+				cur[i] = []Value{vI(int64(i)), vI(int64(i)), vB(Text, strings.Repeat("c", 120)), vB(Text, strings.Repeat("p", 60))}
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			t0 := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+			txns := make([]*Txn, b.N)
+			next := int64(rows)
+			for i := range txns {
+				var r Row
+				if i%4 == 3 || cfg.inserts {
+					r = tb.ins([]Value{vI(next), vI(next), vB(Text, "new"), vB(Text, "x")})
+					next++
+				} else {
+					id := rng.IntN(rows)
+					after := []Value{cur[id][0], vI(cur[id][1].I + 1), cur[id][2], cur[id][3]}
+					r = tb.upd(cur[id], after)
+					cur[id] = after
+				}
+				txns[i] = testTxn(fmt.Sprintf("%s-%d", table, run), uint64(i+1), t0, r)
+			}
+			a, _ := testApplier(b, s, "beta", ApplierOptions{Workers: workers, SkipBinlog: cfg.skip})
+			ctx := context.Background()
+			b.ResetTimer()
+			start, cpu := time.Now(), benchServerCPU(b, s)
+			for i := 0; i < len(txns); i += 512 {
+				if err := a.Apply(ctx, txns[i:min(i+512, len(txns))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tx/s")
+			b.ReportMetric(float64((benchServerCPU(b, s)-cpu).Microseconds())/float64(b.N), "server-cpu-µs/tx")
+			b.StopTimer()
+			if n := a.slowApplied.Load(); n != 0 {
+				b.Errorf("%d transactions took the slow path", n)
+			}
+		})
+	}
+	for _, threads := range []int{0, 4} {
+		b.Run(fmt.Sprintf("native-mariadb-parallel-threads=%d", threads), func(b *testing.B) {
+			benchNative(b, s, threads)
+		})
+	}
+}
+
+// benchNative measures MariaDB's own replication applying a backlog of
+// b.N transactions like BenchmarkApply's, written on src.
+func benchNative(b *testing.B, src *mysqltest.Server, threads int) {
+	const rows = 10000
+	replica := mysqltest.Start(b, mysqltest.Options{ServerID: 9, Args: []string{fmt.Sprintf("--slave-parallel-threads=%d", threads)}})
+	table := fmt.Sprintf("nat%d_%d", threads, b.N)
+	src.Exec("DROP TABLE IF EXISTS shop."+table, fmt.Sprintf("CREATE TABLE shop.%s (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL, KEY (k))", table))
+	var vals []string
+	for i := 0; i < rows; i++ {
+		vals = append(vals, fmt.Sprintf("(%d, %d, '%s', '%s')", i, i, strings.Repeat("c", 120), strings.Repeat("p", 60)))
+	}
+	src.Exec(fmt.Sprintf("INSERT INTO shop.%s VALUES %s", table, strings.Join(vals, ",")))
+	rdb := replica.DB("")
+	start := testQueryString(b, src.DB(""), "SELECT @@gtid_binlog_pos")
+	for _, q := range []string{
+		"SET GLOBAL gtid_slave_pos = '" + start + "'",
+		fmt.Sprintf("CHANGE MASTER TO master_host='127.0.0.1', master_port=%d, master_user='%s', master_password='%s', master_use_gtid=slave_pos", src.Port, mysqltest.User, mysqltest.Password),
+		"CREATE DATABASE shop",
+		fmt.Sprintf("CREATE TABLE shop.%s (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL, KEY (k))", table),
+		fmt.Sprintf("INSERT INTO shop.%s SELECT seq, seq, REPEAT('c', 120), REPEAT('p', 60) FROM shop.seq_0_to_%d", table, rows-1),
+		"START SLAVE IO_THREAD",
+	} {
+		if _, err := rdb.Exec(q); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	// The backlog: b.N single-row transactions, written as fast as one
+	// connection can.
+	sdb := src.DB("")
+	sdb.SetMaxOpenConns(1)
+	rng := rand.New(rand.NewPCG(1, 2))
+	next := rows
+	for i := 0; i < b.N; i++ {
+		var err error
+		if i%4 == 3 {
+			_, err = sdb.Exec(fmt.Sprintf("INSERT INTO shop.%s VALUES (%d, %d, 'new', 'x')", table, next, next))
+			next++
+		} else {
+			_, err = sdb.Exec(fmt.Sprintf("UPDATE shop.%s SET k = k + 1 WHERE id = %d", table, rng.IntN(rows)))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	end := testQueryString(b, sdb, "SELECT @@gtid_binlog_pos")
+	// Wait until the relay log holds it all, then time the SQL thread.
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var got sql.NullString
+		rows, err := rdb.Query("SHOW SLAVE STATUS")
+		if err != nil {
+			b.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		cells := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range cells {
+			ptrs[i] = &cells[i]
+		}
+		for rows.Next() {
+			rows.Scan(ptrs...)
+			for i, c := range cols {
+				if c == "Gtid_IO_Pos" {
+					got = cells[i]
+				}
+			}
+		}
+		rows.Close()
+		if got.String == end {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("relay log at %q after 5 min, want %q", got.String, end)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a real server
+	}
+	b.ResetTimer()
+	t0, cpu := time.Now(), benchServerCPU(b, replica)
+	if _, err := rdb.Exec("START SLAVE SQL_THREAD"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := rdb.Exec("SELECT MASTER_GTID_WAIT(?, 300)", end); err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(t0)
+	b.ReportMetric(float64((benchServerCPU(b, replica)-cpu).Microseconds())/float64(b.N), "server-cpu-µs/tx")
+	b.StopTimer()
+	if pos := testQueryString(b, rdb, "SELECT @@gtid_slave_pos"); pos != end {
+		b.Fatalf("replica at %q, want %q", pos, end)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tx/s")
+}
+
+// benchServerCPU returns the CPU time the server's process has used: on a
+// machine shared with other work, CPU per transaction says more than the
+// wall clock.
+func benchServerCPU(b *testing.B, s *mysqltest.Server) time.Duration {
+	pid, err := os.ReadFile(filepath.Join(s.Dir, "pid"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}

@@ -1,0 +1,61 @@
+package snapshot
+
+import (
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestManifestRoundTrip(t *testing.T) {
+	in := []Entry{
+		{Root: "/var/www", Path: "a b\tc\n", Type: File, Mode: 0o644 | fs.ModeSetuid, UID: 33, GID: 33, Size: 12, MtimeNs: -5, Hash: [32]byte{1, 2, 3}, Ino: 9, CtimeNs: 10, Changing: true},
+		{Root: "/var/www", Path: "d", Type: Dir, Mode: 0o755 | fs.ModeSticky},
+		{Root: "other", Path: "l", Type: Symlink, Mode: 0o777, Target: "../ü\x00?"},
+	}
+	p := filepath.Join(t.TempDir(), manifestName)
+	w, err := newManifestWriter(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		if err := w.add(&in[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	var out []Entry
+	if err := readManifest(p, func(e *Entry) error { out = append(out, *e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(in, out) {
+		t.Errorf("read back %+v\nwant %+v", out, in)
+	}
+}
+
+func TestPathOrder(t *testing.T) {
+	// Pre-order: a directory's contents right after it, before "a.txt".
+	got := []string{"a.txt", "a/x", "a", "a/x/y", "a-b", "b"}
+	slices.SortFunc(got, pathCompare)
+	want := []string{"a", "a/x", "a/x/y", "a-b", "a.txt", "b"}
+	if !slices.Equal(got, want) {
+		t.Errorf("sorted %v, want %v", got, want)
+	}
+}
+
+func FuzzParseEntry(f *testing.F) {
+	f.Add("f\t644\t0\t0\t3\t1\t" + "0000000000000000000000000000000000000000000000000000000000000000" + "\t1\t1\t-\t\"a\"\t\"\"")
+	f.Add("d\t755\t0\t0\t0\t0\t-\t0\t0\t-\t\"a/b\"\t\"\"")
+	f.Add("l\t777\t0\t0\t0\t0\t-\t0\t0\tc\t\"../x\"\t\"t\"")
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := parseEntry(s)
+		if err != nil {
+			return
+		}
+		if !validRel(e.Path) {
+			t.Errorf("parseEntry(%q) accepted path %q", s, e.Path)
+		}
+	})
+}
