@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"slices"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -46,6 +47,10 @@ type ApplierOptions struct {
 	// BatchTxns is the most source transactions committed in one local
 	// transaction (default 64).
 	BatchTxns int
+	// Databases are the replicated schemas ([mysql] databases); empty:
+	// all but the system ones. A transaction touching any other schema is
+	// refused (see acceptTxn).
+	Databases []string
 	// SkipBinlog keeps applied transactions out of the local binlog
 	// altogether (sql_log_bin=0; the user then needs SUPER, or BINLOG
 	// ADMIN on MariaDB). Catch-up is about a fifth faster (measured on
@@ -87,9 +92,9 @@ type ApplierOptions struct {
 //
 // When several transactions are given at once (the stream is behind), up
 // to BatchTxns of them go in one local transaction, sent as one
-// multi-statement (marker rows, then every row change; consecutive inserts
-// into one table as one multi-row INSERT) and committed with a second
-// round trip. Each UPDATE and DELETE carries the whole before
+// multi-statement (marker rows, then the row changes, regrouped into
+// multi-row INSERT, UPDATE and DELETE statements where no row's order
+// changes: see applyPlan) and committed with a second round trip. Each UPDATE and DELETE carries the whole before
 // image in its WHERE, so a batch whose every statement hit exactly one row
 // met no conflict; otherwise it is rolled back and its transactions go one
 // by one through the checked path (SELECT ... FOR UPDATE, compare, decide:
@@ -374,8 +379,8 @@ func (a *Applier) checkTxn(t *Txn) error {
 		return errors.New("seq 0")
 	case len(t.GTID) > 255:
 		return errors.New("gtid over 255 bytes")
-	case t.DDL != nil && len(t.Rows) > 0:
-		return errors.New("both DDL and rows")
+	case t.DDL != nil && slices.ContainsFunc(t.Rows, func(r Row) bool { return r.Op != Insert }):
+		return errors.New("DDL with rows other than inserts (only CREATE TABLE ... SELECT has rows)")
 	case t.DDL != nil && strings.TrimSpace(t.DDL.Statement) == "":
 		return errors.New("empty DDL statement")
 	}
@@ -384,7 +389,7 @@ func (a *Applier) checkTxn(t *Txn) error {
 			return fmt.Errorf("row %d (%s.%s): %w", i, t.Rows[i].Schema, t.Rows[i].Table, err)
 		}
 	}
-	return nil
+	return acceptTxn(t, a.o.Databases)
 }
 
 func (a *Applier) applyStream(ctx context.Context, origin string, txns []*Txn) error {

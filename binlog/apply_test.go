@@ -493,7 +493,7 @@ func TestApply(t *testing.T) {
 		}
 		ins := func(id, a int64, v string) {
 			after := img(id, a, v, "2026-01-01 00:00:00.000001")
-			add(fmt.Sprintf("INSERT INTO src.rg VALUES (%d, %d, '%s', '2026-01-01 00:00:00.000001')", id, a, v), rg.ins(after))
+			add(fmt.Sprintf("INSERT INTO src.rg VALUES (%d, %d, X'%x', '2026-01-01 00:00:00.000001')", id, a, v), rg.ins(after))
 			cur[id] = after
 		}
 		upd := func(id, a int64) {

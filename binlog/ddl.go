@@ -107,7 +107,27 @@ func (a *Applier) applyDDL(ctx context.Context, it *applyItem) error {
 	default:
 		return fmt.Errorf("apply DDL %s from %s (%s): %w", t.GTID, t.Origin, abbreviateDDL(t.DDL.Statement), err)
 	}
-	if _, err := conn.ExecContext(ctx, "UPDATE `"+MarkerSchema+"`.`"+MarkerTable+"` SET ddl_pending = 0 WHERE origin = ? AND seq = ?", t.Origin, t.Seq); err != nil {
+	// The rows of a CREATE TABLE ... SELECT go in with the marker's
+	// "done", in one transaction: after a crash in between, the DDL counts
+	// as done (the table exists) and the rows go in again, once.
+	b.Reset()
+	b.WriteString(a.session + ";START TRANSACTION")
+	for i := range t.Rows {
+		b.WriteByte(';')
+		if err := applyInsertSQL(&b, &t.Rows[i], false, a.mysql); err != nil {
+			a.rollback(conn)
+			return fmt.Errorf("apply DDL %s from %s: rows: %w", t.GTID, t.Origin, err)
+		}
+	}
+	b.WriteString(";UPDATE `" + MarkerSchema + "`.`" + MarkerTable + "` SET ddl_pending = 0 WHERE origin = _utf8mb4 ")
+	applyHex(&b, []byte(t.Origin))
+	fmt.Fprintf(&b, " AND seq = %d", t.Seq)
+	if _, err := applyExec(ctx, conn, b.String()); err != nil {
+		a.rollback(conn)
+		return fmt.Errorf("apply DDL %s from %s: marker: %w", t.GTID, t.Origin, err)
+	}
+	if _, err := applyExec(ctx, conn, "COMMIT"); err != nil {
+		a.rollback(conn)
 		return fmt.Errorf("apply DDL %s from %s: marker: %w", t.GTID, t.Origin, err)
 	}
 	it.done = true

@@ -63,7 +63,7 @@ func (d *daemon) newRows(ctx context.Context) error {
 	caughtUp := &lateClock{}
 	applier, err := binlog.NewApplier(ctx, binlog.ApplierOptions{
 		DSN: cfg.MySQL.DSN, Node: cfg.Node, Rule: cfg.MySQL.Conflict, Primary: d.primary,
-		LocalClock: caughtUp, Conflicts: d.conflicts, Log: d.log,
+		LocalClock: caughtUp, Conflicts: d.conflicts, Log: d.log, Databases: cfg.MySQL.Databases,
 	})
 	if err != nil {
 		return err

@@ -287,9 +287,10 @@ func TestRowsDDLWhileWritesFlow(t *testing.T) {
 	rp.exec(t, 0, "ALTER TABLE orders ADD COLUMN region VARCHAR(8) DEFAULT 'eu' AFTER item")
 	rp.exec(t, 0, "INSERT INTO orders (item, region, note) VALUES (-1, 'us', 'after')")
 	rp.exec(t, 1, "CREATE TABLE shop.tags (id INT PRIMARY KEY, tag VARCHAR(10))", "INSERT INTO shop.tags VALUES (1, 'new')")
+	rp.exec(t, 0, "CREATE TABLE shop.big_orders (PRIMARY KEY (id)) AS SELECT id, item, note FROM shop.orders WHERE item < 20")
 	close(stop)
 	wg.Wait()
-	rp.waitConverged(t, 60*time.Second, "shop.orders", "shop.tags")
+	rp.waitConverged(t, 60*time.Second, "shop.orders", "shop.tags", "shop.big_orders")
 	var region string
 	if err := rp.dbs[1].QueryRow("SELECT region FROM orders WHERE item = -1").Scan(&region); err != nil || region != "us" {
 		t.Errorf("beta: region of the row written after ALTER = %q, %v; want us", region, err)
