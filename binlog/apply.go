@@ -1,12 +1,12 @@
 package binlog
 
 import (
-	"slices"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
