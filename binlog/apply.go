@@ -564,8 +564,7 @@ func applyPartition(items []*applyItem, n int) [][]*applyItem {
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]

@@ -36,14 +36,14 @@ func LoadState(dir string) (Persisted, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return Persisted{}, fmt.Errorf("load failover state %s: %w; restore it from the peer's (its epoch is at least as high) or delete it to start from epoch 0", path, err)
 	}
-	return Persisted{Epoch: s.Epoch, Role: s.Role}, nil
+	return Persisted(s), nil
 }
 
 // SaveState writes the role and epoch to dir atomically: a temp file in
 // the same directory, fsync, rename over the old one, fsync the directory.
 // When it returns nil the state survives a crash.
 func SaveState(dir string, st Persisted) error {
-	b, err := json.Marshal(stateJSON{Epoch: st.Epoch, Role: st.Role})
+	b, err := json.Marshal(stateJSON(st))
 	if err != nil {
 		return fmt.Errorf("save failover state: %w", err)
 	}

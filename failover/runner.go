@@ -482,7 +482,7 @@ func (r *Runner) step(ctx context.Context, ev Event) (refused, fatal error) {
 func (r *Runner) exec(a Action) error {
 	switch a := a.(type) {
 	case Persist:
-		if err := SaveState(r.opts.StateDir, Persisted{Epoch: a.Epoch, Role: a.Role}); err != nil {
+		if err := SaveState(r.opts.StateDir, Persisted(a)); err != nil {
 			return fmt.Errorf("%w; this node stops rather than act on an epoch it cannot keep", err)
 		}
 		r.epoch.Store(a.Epoch)

@@ -61,7 +61,7 @@ func simulate(seed uint64, steps int) error {
 				if a.Epoch < n.persisted.Epoch {
 					return fail("step %d: node %d persisted epoch %d after %d", step, i, a.Epoch, n.persisted.Epoch)
 				}
-				n.persisted = Persisted{Epoch: a.Epoch, Role: a.Role}
+				n.persisted = Persisted(a)
 			case BecomePrimary:
 				if n.persisted != (Persisted{Epoch: a.Epoch, Role: Primary}) {
 					return fail("step %d: node %d became primary at %d but persisted %+v", step, i, a.Epoch, n.persisted)
