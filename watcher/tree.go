@@ -71,6 +71,10 @@ type Options struct {
 	// MaxPending is how many changed paths may wait for a slow consumer
 	// before they are dropped for a single Rescan (default DefaultMaxPending).
 	MaxPending int
+	// MaxWatches, when above 0, makes the Tree behave as if inotify's
+	// watch limit were reached at that many directories: for tests of what
+	// happens then, without lowering the system's limit.
+	MaxWatches int
 }
 
 func (o Options) withDefaults() Options {
@@ -567,6 +571,9 @@ func (t *Tree) watchDir(rel string, now time.Time, report bool) ([]fs.DirEntry, 
 			t.unwatch(other, now, report)
 		}
 		if node == nil {
+			if t.opts.MaxWatches > 0 && len(t.dirs) >= t.opts.MaxWatches {
+				return nil, t.addError(rel, syscall.ENOSPC)
+			}
 			if err := t.n.Add(abs); err != nil {
 				return nil, t.addError(rel, err)
 			}

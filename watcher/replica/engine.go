@@ -43,6 +43,8 @@ type Options struct {
 	Window int
 	// Now is the clock for the conflict log (nil: time.Now).
 	Now func() time.Time
+	// maxWatches is watcher.Options.MaxWatches, for tests.
+	maxWatches int
 }
 
 // Engine replicates the roots between this node and its peer.

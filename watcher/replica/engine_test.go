@@ -319,3 +319,24 @@ func TestEngineSymlinkSettles(t *testing.T) {
 		t.Errorf("beta sent %d changes, want 1 (marker)", st.Sent)
 	}
 }
+
+// A tree with more directories than inotify allows watches: the error
+// shows in the status with the fix, and the tree is scanned instead of
+// watched, so a change deep in an unwatched directory still replicates.
+func TestEngineWatchLimitFallsBackToScans(t *testing.T) {
+	alpha, beta := newPair(t)
+	alpha.eng.opts.maxWatches = 3
+	for _, d := range []string{"a", "b", "c", "d/e/f"} {
+		mustWrite(t, filepath.Join(alpha.root, d, "file.txt"), []byte("in "+d))
+	}
+	alpha.runEngine(t)
+	beta.runEngine(t)
+	connect(t, alpha, beta)
+	waitSame(t, alpha, beta)
+	waitFor(t, "the watch limit in alpha's status", func() bool {
+		return strings.Contains(alpha.eng.Local(rootName).Error, "sysctl fs.inotify.max_user_watches")
+	})
+	// A change where no watch is: found by the fallback scans.
+	mustWrite(t, filepath.Join(alpha.root, "d/e/f/later.txt"), []byte("written where nothing watches"))
+	waitSame(t, alpha, beta)
+}

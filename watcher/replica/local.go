@@ -105,7 +105,7 @@ func (e *Engine) watchRoot(ctx context.Context, r *rootState) error {
 }
 
 func (e *Engine) watchOnce(ctx context.Context, r *rootState, log *zap.Logger) error {
-	tree, err := watcher.New(r.Dir, watcher.Options{Exclude: r.Exclude}, e.opts.Log)
+	tree, err := watcher.New(r.Dir, watcher.Options{Exclude: r.Exclude, MaxWatches: e.opts.maxWatches}, e.opts.Log)
 	if err != nil {
 		return err
 	}
@@ -154,6 +154,14 @@ func (e *Engine) watchOnce(ctx context.Context, r *rootState, log *zap.Logger) e
 			return nil
 		case err := <-treeErr:
 			treeErr <- err
+			if errors.Is(err, watcher.ErrWatchLimit) {
+				// Part of the tree has no watch: scan all of it now (and
+				// at every retry), so that changes there are picked up
+				// late, never missed.
+				if serr := scan(nil); serr != nil {
+					return serr
+				}
+			}
 			return err
 		case b := <-tree.Batches():
 			var paths []string
