@@ -10,14 +10,17 @@ import (
 )
 
 // linkWorkers is how many hard links are made at once: link(2) waits on
-// the filesystem's journal, and a few in flight overlap those waits.
+// the filesystem's journal and on the directory's lock, and a few in
+// flight, in different directories, overlap those waits.
 const linkWorkers = 4
 
 // linker makes hard links from the previous snapshot on linkWorkers
-// goroutines. A link refused with EMLINK (the inode has the most links the
-// filesystem allows) is left for the builder to copy.
+// goroutines. Each destination directory goes to one worker (by a hash of
+// its path), so workers do not queue on one directory's lock. A link
+// refused with EMLINK (the inode has the most links the filesystem allows)
+// is left for the builder to copy.
 type linker struct {
-	jobs chan linkJob
+	jobs [linkWorkers]chan linkJob
 	wg   sync.WaitGroup
 	mu   sync.Mutex // guards err and emlink
 	err  error
@@ -30,8 +33,10 @@ type linkJob struct {
 }
 
 func newLinker() *linker {
-	l := &linker{jobs: make(chan linkJob, 256)}
-	for range linkWorkers {
+	l := &linker{}
+	for i := range l.jobs {
+		l.jobs[i] = make(chan linkJob, 256)
+		jobs := l.jobs[i]
 		l.wg.Go(func() {
 			// Links go through descriptors of the two directories, kept
 			// while the jobs stay in them (they come in tree order), so
@@ -39,7 +44,7 @@ func newLinker() *linker {
 			var src, dst dirFD
 			defer src.close()
 			defer dst.close()
-			for j := range l.jobs {
+			for j := range jobs {
 				sfd, err := src.open(filepath.Dir(j.src))
 				var dfd int
 				if err == nil {
@@ -99,7 +104,12 @@ func (l *linker) link(src, dst string, e *Entry) error {
 		return err
 	}
 	c := *e
-	l.jobs <- linkJob{src: src, dst: dst, e: &c}
+	dir := filepath.Dir(dst)
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(dir); i++ {
+		h = (h ^ uint32(dir[i])) * 16777619
+	}
+	l.jobs[h%linkWorkers] <- linkJob{src: src, dst: dst, e: &c}
 	return nil
 }
 
@@ -108,7 +118,9 @@ func (b *builder) finishLinks() error {
 	if b.links == nil {
 		return nil
 	}
-	close(b.links.jobs)
+	for _, c := range b.links.jobs {
+		close(c)
+	}
 	b.links.wg.Wait()
 	l := b.links
 	b.links = nil
@@ -116,6 +128,9 @@ func (b *builder) finishLinks() error {
 		return l.err
 	}
 	for _, j := range l.full {
+		if err := j.e.parse(); err != nil {
+			return err
+		}
 		if err := b.copyPrev(j.src, j.dst, j.e); err != nil {
 			return err
 		}

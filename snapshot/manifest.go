@@ -54,6 +54,26 @@ type Entry struct {
 	// Changing says the file kept changing while it was copied: the copy
 	// may mix old and new bytes (its Hash is of what was read).
 	Changing bool
+
+	// raw is the entry's manifest line when it was read lazily: only Root,
+	// Path, Type and Size are set until parse fills the rest. Writing the
+	// entry writes raw as it is.
+	raw  string
+	lazy bool
+}
+
+// parse fills the fields of a lazily read entry.
+func (e *Entry) parse() error {
+	if !e.lazy {
+		return nil
+	}
+	full, err := parseEntry(e.raw)
+	if err != nil {
+		return fmt.Errorf("manifest entry %q: %w", e.Path, err)
+	}
+	full.Root, full.raw = e.Root, e.raw
+	*e = full
+	return nil
 }
 
 const manifestName = "manifest.tsv.zst"
@@ -95,6 +115,13 @@ func (w *manifestWriter) add(e *Entry) error {
 		b = strconv.AppendQuote(b, e.Root)
 		b = append(b, '\n')
 		w.root = e.Root
+	}
+	if e.raw != "" {
+		b = append(b, e.raw...)
+		b = append(b, '\n')
+		w.buf = b
+		_, err := w.bw.Write(b)
+		return err
 	}
 	b = append(b, byte(e.Type), '\t')
 	b = strconv.AppendUint(b, uint64(e.Mode.Perm()|e.Mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)), 8)
@@ -157,6 +184,17 @@ func (w *manifestWriter) abort() {
 // readManifest calls fn for every entry of the manifest at path, in order.
 // fn may keep the entry. It stops at fn's first error and returns it.
 func readManifest(path string, fn func(*Entry) error) error {
+	return scanManifest(path, false, fn)
+}
+
+// readManifestLazy is readManifest for entries that are mostly written
+// back as they are: files and symlinks come with Path, Type and Size only
+// (Entry.parse fills the rest); directories are parsed in full.
+func readManifestLazy(path string, fn func(*Entry) error) error {
+	return scanManifest(path, true, fn)
+}
+
+func scanManifest(path string, lazy bool, fn func(*Entry) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
@@ -182,7 +220,13 @@ func readManifest(path string, fn func(*Entry) error) error {
 			root = r
 			continue
 		}
-		e, err := parseEntry(text)
+		var e Entry
+		var err error
+		if lazy && len(text) > 0 && text[0] != byte(Dir) {
+			e, err = parseLazy(text)
+		} else {
+			e, err = parseEntry(text)
+		}
 		if err != nil {
 			return fmt.Errorf("manifest %s line %d: %w", path, line, err)
 		}
@@ -198,6 +242,27 @@ func readManifest(path string, fn func(*Entry) error) error {
 }
 
 var errEntry = errors.New("malformed entry")
+
+// parseLazy reads the type, size and path of a manifest line.
+func parseLazy(s string) (Entry, error) {
+	e := Entry{raw: s, lazy: true}
+	f := strings.SplitN(s, "\t", 12)
+	if len(f) != 12 || len(f[0]) != 1 {
+		return e, errEntry
+	}
+	e.Type = Type(f[0][0])
+	if e.Type != File && e.Type != Symlink {
+		return e, fmt.Errorf("%w: type %q", errEntry, f[0])
+	}
+	var err error
+	if e.Size, err = strconv.ParseInt(f[4], 10, 64); err != nil {
+		return e, fmt.Errorf("%w: %v", errEntry, err)
+	}
+	if e.Path, err = strconv.Unquote(f[10]); err != nil || !validRel(e.Path) {
+		return e, fmt.Errorf("%w: path %s", errEntry, f[10])
+	}
+	return e, nil
+}
 
 func parseEntry(s string) (Entry, error) {
 	var e Entry

@@ -33,6 +33,40 @@ func TestManifestRoundTrip(t *testing.T) {
 	if !slices.Equal(in, out) {
 		t.Errorf("read back %+v\nwant %+v", out, in)
 	}
+
+	// Read lazily and written back, the entries are the same, and parse
+	// fills a lazy entry in full.
+	var lazy []Entry
+	if err := readManifestLazy(p, func(e *Entry) error { lazy = append(lazy, *e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !lazy[0].lazy || lazy[0].Path != in[0].Path || lazy[0].Size != 12 || lazy[0].UID != 0 {
+		t.Errorf("lazy entry = %+v, want path and size only", lazy[0])
+	}
+	p2 := filepath.Join(t.TempDir(), manifestName)
+	w2, err := newManifestWriter(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range lazy {
+		if err := w2.add(&lazy[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w2.close(); err != nil {
+		t.Fatal(err)
+	}
+	out = nil
+	if err := readManifest(p2, func(e *Entry) error { out = append(out, *e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(in, out) {
+		t.Errorf("written back from lazy entries %+v\nwant %+v", out, in)
+	}
+	e := lazy[0]
+	if err := e.parse(); err != nil || e.UID != 33 || e.Hash != in[0].Hash || !e.Changing {
+		t.Errorf("parse() = %+v, %v", e, err)
+	}
 }
 
 func TestPathOrder(t *testing.T) {

@@ -205,7 +205,7 @@ func (s *Store) build(ctx context.Context, tmp string, info *Info, prev *Info, o
 		for _, r := range prev.Roots {
 			prevRoots[r.Name] = r
 		}
-		err := readManifest(filepath.Join(s.dir, prev.ID, manifestName), func(e *Entry) error {
+		err := readManifestLazy(filepath.Join(s.dir, prev.ID, manifestName), func(e *Entry) error {
 			prevEntries[e.Root] = append(prevEntries[e.Root], *e)
 			return nil
 		})
@@ -402,7 +402,13 @@ func (b *builder) full(prev []Entry) error {
 			}
 			return err
 		}
-		if p := byPath[rel]; p != nil && p.Type != Dir && sameStat(p, &st) {
+		p := byPath[rel]
+		if p != nil {
+			if err := p.parse(); err != nil {
+				return err
+			}
+		}
+		if p != nil && p.Type != Dir && sameStat(p, &st) {
 			if p.Type == Symlink {
 				if t, err := b.live.Readlink(rel); err != nil || t != p.Target {
 					return b.fromLive(rel, false, nil)
@@ -525,6 +531,11 @@ func (b *builder) fromLive(rel string, fromIndex bool, prev *Entry) error {
 	t := typeOfMode(st.Mode)
 	if t == 0 || b.skip(rel, t == Dir) {
 		return nil
+	}
+	if prev != nil {
+		if err := prev.parse(); err != nil {
+			return err
+		}
 	}
 	if prev != nil && prev.Type == File && sameStat(prev, &st) {
 		return b.fromPrev(prev)

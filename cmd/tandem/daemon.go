@@ -20,6 +20,7 @@ import (
 	failoverdns "github.com/tandemhost/tandem/failover/dns"
 	"github.com/tandemhost/tandem/internal/control"
 	"github.com/tandemhost/tandem/pipe"
+	"github.com/tandemhost/tandem/snapshot"
 	"github.com/tandemhost/tandem/watcher/index"
 	"github.com/tandemhost/tandem/watcher/replica"
 )
@@ -33,6 +34,7 @@ type daemon struct {
 	conflicts *conflict.Log
 	files     *replica.Engine
 	rows      *binlog.Engine
+	snapshots *snapshot.Scheduler
 	// With a witness: the link to it, and the mux serving both links on
 	// the SSH port.
 	signer      ssh.Signer
@@ -117,7 +119,7 @@ func newDaemonWith(cfg *Config, log *zap.Logger, o daemonOptions) (*daemon, erro
 		}
 	}
 	if len(cfg.Sync) == 0 && !cfg.MySQL.Enabled() {
-		return d, nil
+		return d.withSnapshots()
 	}
 	if d.conflicts, err = conflict.Open(cfg.StateDir); err != nil {
 		return nil, err
@@ -132,7 +134,7 @@ func newDaemonWith(cfg *Config, log *zap.Logger, o daemonOptions) (*daemon, erro
 		}
 	}
 	if len(cfg.Sync) == 0 {
-		return d, nil
+		return d.withSnapshots()
 	}
 	if d.db, err = index.Open(filepath.Join(cfg.StateDir, "index.db"), log); err != nil {
 		d.close()
@@ -150,6 +152,17 @@ func newDaemonWith(cfg *Config, log *zap.Logger, o daemonOptions) (*daemon, erro
 		return nil, err
 	}
 	d.files.Register(node)
+	return d.withSnapshots()
+}
+
+// withSnapshots adds the snapshot side loop when [snapshot] is set.
+func (d *daemon) withSnapshots() (*daemon, error) {
+	s, err := newSnapshotScheduler(d.cfg, d.db, d.log)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	d.snapshots = s
 	return d, nil
 }
 
@@ -294,6 +307,9 @@ func (d *daemon) run(ctx context.Context) error {
 	if d.failover != nil {
 		part("failover", d.failover.Run)
 	}
+	if d.snapshots != nil {
+		part("snapshot", d.snapshots.Run)
+	}
 	part("control", func(ctx context.Context) error { return control.Serve(ctx, ln, d.controlHandler()) })
 	wg.Wait()
 	return errors.Join(errs...)
@@ -311,6 +327,9 @@ func (d *daemon) controlHandler() http.Handler {
 		rowsRoutes(mux, d.rows)
 	}
 	roleRoutes(mux, d.failover) // nil: answers "failover is off"
+	if d.snapshots != nil {
+		d.snapshots.Routes(mux) // POST /snapshot/take, GET /snapshot/status
+	}
 	// Profiles for performance work, on the root-only control socket:
 	// curl --unix-socket /var/lib/tandem/tandem.sock http://t/debug/pprof/profile
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -11,6 +11,7 @@ import (
 	"github.com/tandemhost/tandem/binlog"
 	"github.com/tandemhost/tandem/failover"
 	"github.com/tandemhost/tandem/internal/control"
+	"github.com/tandemhost/tandem/snapshot"
 )
 
 // Status is what `tandem status --json` prints. Field names are a contract
@@ -23,6 +24,8 @@ type Status struct {
 	Sync    []SyncStatus `json:"sync"`
 	// Rows is the database replication, absent when [mysql] is not set.
 	Rows *binlog.Status `json:"rows,omitempty"`
+	// Snapshot is the snapshot side loop, absent when [snapshot] is not set.
+	Snapshot *snapshot.Status `json:"snapshot,omitempty"`
 	// Failover is the role, epoch, last change and why, DNS target; absent
 	// when [failover] is off.
 	Failover *failover.Status `json:"failover,omitempty"`
@@ -98,6 +101,10 @@ func (d *daemon) status() Status {
 		rs := d.rows.Status()
 		st.Rows = &rs
 	}
+	if d.snapshots != nil {
+		ss := d.snapshots.Status()
+		st.Snapshot = &ss
+	}
 	if d.failover != nil {
 		fs := d.failover.Status()
 		st.Failover = &fs
@@ -154,6 +161,7 @@ func cmdStatus(e *env, args []string) int {
 }
 
 func printStatus(w io.Writer, st Status, now time.Time) {
+	defer printSnapshotStatus(w, st.Snapshot, now)
 	fmt.Fprintf(w, "node %s (tandem %s), up %s\n", st.Node, st.Version, now.Sub(st.Started).Round(time.Second))
 	for _, p := range st.Peers {
 		state := "DISCONNECTED"
