@@ -33,6 +33,9 @@ func acceptTxn(t *Txn, databases []string) error {
 		return nil
 	}
 	stmt := t.DDL.Statement
+	if executableComment(stmt) {
+		return fmt.Errorf("schema change %q holds an executable comment (/*! ... */), which the server would run: refused", abbreviateDDL(stmt))
+	}
 	if !singleStatement(stmt) {
 		return fmt.Errorf("schema change %q holds more than one statement: refused", abbreviateDDL(stmt))
 	}
@@ -48,7 +51,34 @@ func acceptTxn(t *Txn, databases []string) error {
 			return fmt.Errorf("schema change %q names schema %q, which is not replicated: refused", abbreviateDDL(stmt), s)
 		}
 	}
+	if t.DDL.Schema != "" && !replicatedSchema(t.DDL.Schema, databases) {
+		// Never run in a schema that is not replicated: unqualified
+		// names would reach into it. Fully qualified statements still
+		// work; others fail with "no database selected".
+		t.DDL.Schema = ""
+	}
 	return nil
+}
+
+// executableComment reports whether q holds a /*! or /*M! comment outside
+// strings: MySQL and MariaDB run what such a comment holds.
+func executableComment(q string) bool {
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case c == '\'':
+			for i++; i < len(q) && q[i] != c; i++ {
+				if q[i] == '\\' {
+					i++
+				}
+			}
+		case c == '"' || c == '`':
+			for i++; i < len(q) && q[i] != c; i++ {
+			}
+		case strings.HasPrefix(q[i:], "/*!") || strings.HasPrefix(q[i:], "/*M!"):
+			return true
+		}
+	}
+	return false
 }
 
 // singleStatement reports whether q is one statement: no ";" outside
@@ -119,7 +149,9 @@ func qualifiers(q string) []string {
 				l.pos++
 				continue
 			}
-			if l.pos < len(l.s) && l.s[l.pos] == '.' && strings.Trim(name, "0123456789") != "" {
+			after := l.pos
+			l.skip() // "schema . table" is a qualified name too
+			if l.pos < len(l.s) && l.s[l.pos] == '.' && (l.pos > after || strings.Trim(name, "0123456789") != "") {
 				out = append(out, name) // not a number like 1.5
 			}
 		default:

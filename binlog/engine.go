@@ -277,6 +277,7 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 		}
 	}
 	e.log.Info("sending rows", zap.String("from", from), zap.Uint64("peer_applied", appliedSeq))
+	e.update(func(st *Status) { st.SendError = "" })
 
 	e.mu.Lock()
 	clear(e.sentAt)
@@ -304,6 +305,12 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 			now := e.now()
 			freed := 0
 			e.mu.Lock()
+			if seq > e.st.Sent {
+				sent := e.st.Sent
+				e.mu.Unlock()
+				cancel(fmt.Errorf("%w: rows stream: ack of seq %d, but only up to %d was sent", pipe.ErrMalformed, seq, sent))
+				return
+			}
 			if seq > e.st.Acked {
 				e.st.Acked = seq
 			}

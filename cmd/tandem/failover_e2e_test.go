@@ -102,9 +102,9 @@ tsig_secret_file = %q
 
 	// It comes back as standby.
 	procs[primary] = startDaemon(t, nodes[primary])
-	waitFor(t, "the restarted node standing by", 60*time.Second, func() bool {
+	waitFor(t, "the restarted node standing by, healthy", 60*time.Second, func() bool {
 		st, ok := failoverOf(t, nodes[primary])
-		return ok && st.Role.String() == "standby" && st.Primary == nodes[survivor].Name
+		return ok && st.Role.String() == "standby" && st.Primary == nodes[survivor].Name && st.Healthy && st.PeerAlive
 	})
 	if got := bind.Addrs("www.example.test."); !slices.Equal(got, []string{addrs[survivor]}) {
 		t.Errorf("BIND answers %v after the old primary came back, want the survivor's %s (no failback)", got, addrs[survivor])
