@@ -37,7 +37,7 @@ import (
 const (
 	// MaxTxnBytes bounds one encoded Txn. A source transaction larger than
 	// this cannot be replicated; split it on the source.
-	MaxTxnBytes  = 64 << 20
+	MaxTxnBytes  = pipe.LimitMaxFrame - 1024
 	maxNameBytes = 1024 // identifiers: 64 characters in MySQL, up to 4 bytes each, with room
 	maxTypeBytes = 1024
 	maxColumns   = 4096 // MySQL's and MariaDB's limit per table
