@@ -222,11 +222,11 @@ func (a *Applier) applyRow(ctx context.Context, conn *sql.Conn, t *Txn, r *Row) 
 	}
 	switch {
 	case r.Op == Insert && cur == nil:
-		return nil, a.rowExec(ctx, conn, func(b *strings.Builder) error { return applyInsertSQL(b, r, false, a.mysql) })
+		return a.rowExecUnique(ctx, conn, t, r, func(b *strings.Builder) error { return applyInsertSQL(b, r, false, a.mysql) })
 	case r.Op == Insert && sameAfter:
 		return nil, nil // the same row is there already: nothing differs
 	case r.Op == Update && cur != nil && sameBefore:
-		return nil, a.rowExec(ctx, conn, func(b *strings.Builder) error { return applyUpdateSQL(b, r, false, a.mysql) })
+		return a.rowExecUnique(ctx, conn, t, r, func(b *strings.Builder) error { return applyUpdateSQL(b, r, false, a.mysql) })
 	case r.Op == Update && cur != nil && sameAfter && rowSameKey(r):
 		return nil, nil // already updated the same way
 	case r.Op == Delete && cur != nil && sameBefore:

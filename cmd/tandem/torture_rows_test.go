@@ -28,8 +28,8 @@ import (
 	"github.com/tandemhost/tandem/conflict"
 )
 
-var tortureUniqueClash = flag.Bool("torture.uniqueclash", false,
-	"in the rows torture test, also insert the same secondary unique key on both sides during partitions (a case the applier does not resolve)")
+var tortureUniqueClash = flag.Bool("torture.uniqueclash", true,
+	"in the rows torture test, also insert the same secondary unique key on both sides during partitions (settled: the smaller primary key stays, the clash is logged)")
 
 // tortureRowsTables: kv rows are written by both sides (the conflicts);
 // items (secondary UNIQUE key on name) and pairs (no primary key) rows
@@ -477,6 +477,9 @@ func TestTortureRows(t *testing.T) {
 				continue
 			}
 			entries++
+			if e.Row.Table == "items" && strings.Contains(string(e.Row.Key), `"clash-`) {
+				continue // a unique-key clash, settled and logged
+			}
 			if e.Row.Table != "kv" {
 				t.Errorf("%s logged a conflict on %s.%s key %s, which only one side writes", n.Name, e.Row.Schema, e.Row.Table, e.Row.Key)
 				continue
