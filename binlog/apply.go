@@ -162,8 +162,12 @@ const (
 	// max_allowed_packet (16 MiB on MariaDB, 64 MiB on MySQL 8).
 	applyBatchBytes = 4 << 20
 	// applyPruneEvery is how many applied transactions leave marker rows
-	// before they are pruned.
-	applyPruneEvery = 2000
+	// before they are pruned. The prune runs in the stream, between two
+	// Apply calls, so everything queued waits for its DELETE: small and
+	// often keeps that wait within the noise, where 2000 rows at once
+	// took 20-60 ms on a busy 2-core machine (cmd/tandem BenchmarkRows
+	// with -rows.slowlog), a stall every 2000 transactions.
+	applyPruneEvery = 256
 	// applySQLMode is strict (no silent truncation) but accepts what a lax
 	// source may have stored (zero dates), and takes 0 in an
 	// AUTO_INCREMENT column as 0.
