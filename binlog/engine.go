@@ -365,6 +365,11 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 			break
 		}
 		buf = AppendTxn(buf[:0], t)
+		if len(buf) > MaxTxnBytes {
+			cancel(fmt.Errorf("transaction %s is %d MiB encoded, over the %d MiB one rows stream frame carries: replication from this node stops at it; split such transactions on the source (smaller batches), then restart tandem",
+				t.GTID, len(buf)>>20, MaxTxnBytes>>20))
+			break
+		}
 		now := e.now()
 		e.mu.Lock()
 		e.sentAt[t.Seq] = now
