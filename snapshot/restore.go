@@ -62,7 +62,7 @@ func (s *Store) Restore(ctx context.Context, o RestoreOptions) (RestoreResult, e
 		return res, fmt.Errorf("snapshot %s is %s: restore from a complete one", o.ID, info.Status)
 	}
 	if o.Path != "" && !validRel(o.Path) {
-		return res, fmt.Errorf("path %q must be relative to the sync root, without . or ..", o.Path)
+		return res, fmt.Errorf("path %q must be relative to the sync root, without . or .. components", o.Path)
 	}
 	if o.To == "" || !filepath.IsAbs(o.To) {
 		return res, fmt.Errorf("restore destination %q must be an absolute path", o.To)

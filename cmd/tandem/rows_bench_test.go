@@ -514,17 +514,6 @@ func gtidSeq(b testing.TB, db *sql.DB) uint64 {
 	return n
 }
 
-func (rb *rowsBench) rowsStatus(b testing.TB, side int) Status {
-	var st Status
-	c := control.NewClient(control.SocketPath(rb.nodes[side].StateDir()))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Get(ctx, "/status", &st); err != nil || st.Rows == nil {
-		b.Fatalf("%s status: %v (rows %v)", rb.nodes[side].Name, err, st.Rows)
-	}
-	return st
-}
-
 // catchUpTandem stops beta's daemon, builds a backlog on alpha, starts
 // beta's daemon again and times until beta has applied all of it.
 func (rb *rowsBench) catchUpTandem(b testing.TB) catchResult {
