@@ -282,6 +282,7 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 	e.mu.Lock()
 	clear(e.sentAt)
 	e.st.Acked = appliedSeq
+	e.st.Sent = max(e.st.Sent, appliedSeq) // the peer has up to there
 	e.mu.Unlock()
 
 	// Acks free the window.
