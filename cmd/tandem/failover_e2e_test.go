@@ -44,8 +44,8 @@ func TestFailoverWithBIND(t *testing.T) {
 		return fmt.Sprintf(`
 [failover]
 address = %q
-heartbeat = "200ms"
-dead_after = "2s"
+heartbeat = "500ms"
+dead_after = "5s"
 min_dwell = "1s"
 [failover.dns]
 zone = "example.test."
@@ -98,7 +98,7 @@ tsig_secret_file = %q
 	waitFor(t, "BIND answering the survivor", 30*time.Second, func() bool {
 		return slices.Equal(bind.Addrs("www.example.test."), []string{addrs[survivor]})
 	})
-	t.Logf("kill to BIND answering the survivor: %v (dead_after 2s)", time.Since(killed).Round(time.Millisecond))
+	t.Logf("kill to BIND answering the survivor: %v (dead_after 5s)", time.Since(killed).Round(time.Millisecond))
 
 	// It comes back as standby.
 	procs[primary] = startDaemon(t, nodes[primary])

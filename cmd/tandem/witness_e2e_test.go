@@ -55,8 +55,8 @@ func TestWitnessFailoverEndToEnd(t *testing.T) {
 		extra[name] = fmt.Sprintf(`
 [failover]
 address = %q
-heartbeat = "200ms"
-dead_after = "2s"
+heartbeat = "500ms"
+dead_after = "5s"
 min_dwell = "1s"
 witness = %q
 [failover.dns]
@@ -155,7 +155,7 @@ address = %q
 	waitFor(t, "the survivor primary, answering its own address", 30*time.Second, func() bool {
 		return slices.Equal(dnsAnswer(dnsAddrs[survivor]), []string{addrs[survivor]})
 	})
-	t.Logf("kill to the survivor's DNS answer: %v (dead_after 2s)", time.Since(killed).Round(time.Millisecond))
+	t.Logf("kill to the survivor's DNS answer: %v (dead_after 5s)", time.Since(killed).Round(time.Millisecond))
 	if st := role(survivor); st.Role.String() != "primary" || st.Epoch <= epoch {
 		t.Errorf("survivor %s: role %v epoch %d, want primary with an epoch above %d", nodes[survivor].Name, st.Role, st.Epoch, epoch)
 	}
