@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 3s
 
-.PHONY: all build test test-short demo lint bench fuzz fuzz-short deps clean torture
+.PHONY: all build test test-short demo lint bench bench-e2e fuzz fuzz-short deps clean torture
 
 all: build
 
@@ -38,6 +38,14 @@ lint:
 ## bench: Go benchmarks of the hot paths.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-e2e: tandem side by side with rsync, lsyncd, Unison and Syncthing on loopback
+## through a 100 ms RTT proxy (installs the peers with apt-get when missing; 15-25 min;
+## BENCH_FLAGS="--tools tandem,rsync --tree 2000" for a quick run).
+bench-e2e:
+	@command -v lsyncd >/dev/null && command -v unison >/dev/null && command -v syncthing >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lsyncd unison syncthing; }
+	$(GO) run ./cmd/tandem-bench $(BENCH_FLAGS)
 
 ## torture: the randomized fault test, long: two daemons, random writes on both
 ## sides, partitions, resets, latency spikes, kill -9 and restarts; then it checks
