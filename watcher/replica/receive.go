@@ -211,7 +211,21 @@ func (rc *receiver) run(ctx context.Context) error {
 			}
 			return err
 		case t := <-rc.done:
-			if err := rc.finish(ctx, t); err != nil {
+			// Finish what else has arrived with it in one go: one scan,
+			// one intent, one commit and one filesystem sync for all, not
+			// one each (a first sync of a tree the peer lacks is
+			// thousands of them).
+			done := []*transfer{t}
+		more:
+			for len(done) < recvBatch {
+				select {
+				case t := <-rc.done:
+					done = append(done, t)
+				default:
+					break more
+				}
+			}
+			if err := rc.finish(ctx, done...); err != nil {
 				return err
 			}
 		case item := <-in:
@@ -724,44 +738,80 @@ func (rc *receiver) startTransfer(c *Change, hadLocal bool, local *index.Record)
 }
 
 // finish applies a large file whose bytes all arrived.
-func (rc *receiver) finish(ctx context.Context, tr *transfer) error {
-	rc.forget(tr.c.Seq)
-	defer rc.closeTransfer(tr)
-	tr.mu.Lock()
-	trErr, tmp := tr.err, tr.tmp
-	tr.mu.Unlock()
-	if trErr != nil {
-		rc.e.log.Warn("large file transfer failed; the sender sends it again", zap.String("path", tr.c.Rec.Path), zap.Error(trErr))
-		return trErr
+func (rc *receiver) finish(ctx context.Context, trs ...*transfer) error {
+	for _, tr := range trs {
+		rc.forget(tr.c.Seq)
+		defer rc.closeTransfer(tr)
 	}
-	h := blake3.New()
-	if _, err := io.Copy(h, io.NewSectionReader(tmp, 0, tr.c.Rec.Size)); err != nil {
-		return err
+	// Check every file's content first; a bad one fails them all, and
+	// the sender sends what was not acknowledged again.
+	tmps := make([]*os.File, len(trs))
+	for i, tr := range trs {
+		tr.mu.Lock()
+		trErr, tmp := tr.err, tr.tmp
+		tr.mu.Unlock()
+		if trErr != nil {
+			rc.e.log.Warn("large file transfer failed; the sender sends it again", zap.String("path", tr.c.Rec.Path), zap.Error(trErr))
+			return trErr
+		}
+		h := blake3.New()
+		if _, err := io.Copy(h, io.NewSectionReader(tmp, 0, tr.c.Rec.Size)); err != nil {
+			return err
+		}
+		var sum [32]byte
+		copy(sum[:], h.Sum(nil))
+		if sum != tr.c.Rec.Hash {
+			return fmt.Errorf("%w: content of %s does not match its hash", pipe.ErrMalformed, tr.c.Rec.Path)
+		}
+		tmps[i] = tmp
 	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
-	if sum != tr.c.Rec.Hash {
-		return fmt.Errorf("%w: content of %s does not match its hash", pipe.ErrMalformed, tr.c.Rec.Path)
+	paths := make([]string, len(trs))
+	changes := make([]*Change, len(trs))
+	for i, tr := range trs {
+		paths[i], changes[i] = tr.c.Rec.Path, tr.c
 	}
-	paths := []string{tr.c.Rec.Path}
 	if err := rc.refresh(ctx, paths); err != nil {
 		return err
 	}
 	release := rc.e.opts.DB.Hold(rc.r.Name, paths...)
 	defer release()
-	if err := rc.intend(tr.c); err != nil {
+	if err := rc.intend(changes...); err != nil {
 		return err
 	}
-	ct := &content{tmp: tmp, name: tr.name}
-	recs, err := rc.act(tr.c, ct)
-	if ct.tmp == nil {
-		tr.mu.Lock()
-		tr.tmp = nil // renamed into place
-		tr.mu.Unlock()
+	t := rc.r.tree
+	if len(trs) > smallBatch {
+		t.begin() // renames deferred to one flush and one syncfs
 	}
-	if err != nil {
+	var recs []index.Record
+	var failed error
+	for i, tr := range trs {
+		ct := &content{tmp: tmps[i], name: tr.name}
+		out, err := rc.act(tr.c, ct)
+		if ct.tmp == nil {
+			tr.mu.Lock()
+			tr.tmp = nil // renamed into place (or will be, at flush)
+			tr.mu.Unlock()
+		}
+		if err != nil {
+			failed = err
+			break
+		}
+		recs = append(recs, out...)
+	}
+	if err := t.flush(); err != nil {
 		return err
 	}
+	if failed != nil {
+		// Nothing is recorded: the stream ends, the sender sends again
+		// from the last acknowledged change, and what was written is
+		// found equal (or adopted from the intents) then.
+		return failed
+	}
+	t.begin() // for the sub-root cache of stamp
+	for i := range recs {
+		t.stamp(&recs[i])
+	}
+	t.flush()
 	return rc.commit(recs, paths, release)
 }
 
