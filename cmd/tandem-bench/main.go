@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	bin := *tandemBin
 	if bin == "" {
-		bin = filepath.Join(work, "tandem")
+		bin = filepath.Join(work, "tandem-bin")
 		logf("building ./cmd/tandem")
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tandem")
 		cmd.Stdout, cmd.Stderr = stderr, stderr
