@@ -284,9 +284,11 @@ func parseEntry(s string) (Entry, error) {
 	e.Ino, errs[5] = strconv.ParseUint(f[7], 10, 64)
 	e.CtimeNs, errs[6] = strconv.ParseInt(f[8], 10, 64)
 	if e.Type == File {
-		_, errs[7] = hex.Decode(e.Hash[:], []byte(f[6]))
-		if len(f[6]) != 64 {
+		// Length first: hex.Decode writes past a too small destination.
+		if len(f[6]) != 2*len(e.Hash) {
 			errs[7] = errEntry
+		} else {
+			_, errs[7] = hex.Decode(e.Hash[:], []byte(f[6]))
 		}
 	}
 	for _, err := range errs {
