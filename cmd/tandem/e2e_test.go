@@ -74,6 +74,24 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// proxyDial returns a pairOptions.Dial that puts a fault proxy with oneWay
+// latency in front of each node's SSH port, records it in proxies (when not
+// nil) and closes it at cleanup.
+func proxyDial(t testing.TB, proxies map[string]*faultproxy.Proxy, oneWay time.Duration) func(name, listen string) (string, error) {
+	return func(name, listen string) (string, error) {
+		p, err := faultproxy.New(listen)
+		if err != nil {
+			return "", err
+		}
+		p.SetLatency(oneWay)
+		if proxies != nil {
+			proxies[name] = p
+		}
+		t.Cleanup(func() { p.Close() })
+		return p.Addr(), nil
+	}
+}
+
 func startDaemon(t testing.TB, n *pairNode) *daemonProc {
 	t.Helper()
 	d := &daemonProc{node: n, stderr: &syncBuffer{}, done: make(chan error, 1)}
@@ -148,17 +166,8 @@ func TestTwoDaemonsThroughLatencyProxy(t *testing.T) {
 	const oneWay = 50 * time.Millisecond
 	proxies := map[string]*faultproxy.Proxy{}
 	nodes, err := setupPair(t.TempDir(), pairOptions{
-		Dial: func(name, listen string) (string, error) {
-			p, err := faultproxy.New(listen)
-			if err != nil {
-				return "", err
-			}
-			p.SetLatency(oneWay)
-			proxies[name] = p
-			t.Cleanup(func() { p.Close() })
-			return p.Addr(), nil
-		},
-		SSH: "heartbeat = \"200ms\"\ntimeout = \"1s\"\n",
+		Dial: proxyDial(t, proxies, oneWay),
+		SSH:  "heartbeat = \"200ms\"\ntimeout = \"1s\"\n",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -57,15 +57,7 @@ tsig_secret_file = %q
 `, addrs[i], bind.Addr, secretFile)
 	}
 	nodes, err := setupPair(filepath.Join(t.TempDir(), "nodes"), pairOptions{
-		Dial: func(name, listen string) (string, error) {
-			p, err := faultproxy.New(listen)
-			if err != nil {
-				return "", err
-			}
-			proxies[name] = p
-			t.Cleanup(func() { p.Close() })
-			return p.Addr(), nil
-		},
+		Dial:  proxyDial(t, proxies, 0),
 		SSH:   "heartbeat = \"200ms\"\ntimeout = \"1s\"\n",
 		Extra: map[string]string{"alpha": section(0, secret), "beta": section(1, secret)},
 	})

@@ -44,16 +44,7 @@ func startFilePair(t testing.TB, oneWay time.Duration) *filePair {
 		extra[name] = fmt.Sprintf("\n[[sync]]\nname = \"www\"\npath = %q\nexclude = [\"*.tmp\", \"cache/\"]\n", fp.dirs[i])
 	}
 	nodes, err := setupPair(filepath.Join(base, "nodes"), pairOptions{
-		Dial: func(name, listen string) (string, error) {
-			p, err := faultproxy.New(listen)
-			if err != nil {
-				return "", err
-			}
-			p.SetLatency(oneWay)
-			fp.proxies[name] = p
-			t.Cleanup(func() { p.Close() })
-			return p.Addr(), nil
-		},
+		Dial:  proxyDial(t, fp.proxies, oneWay),
 		SSH:   "heartbeat = \"200ms\"\ntimeout = \"1s\"\n",
 		Extra: extra,
 	})

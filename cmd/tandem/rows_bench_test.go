@@ -237,15 +237,7 @@ func startRowsBench(b *testing.B) *rowsBench {
 	}
 
 	nodes, err := setupPair(filepath.Join(b.TempDir(), "nodes"), pairOptions{
-		Dial: func(name, listen string) (string, error) {
-			p, err := faultproxy.New(listen)
-			if err != nil {
-				return "", err
-			}
-			p.SetLatency(rowsOneWay)
-			b.Cleanup(func() { p.Close() })
-			return p.Addr(), nil
-		},
+		Dial:  proxyDial(b, nil, rowsOneWay),
 		SSH:   "heartbeat = \"200ms\"\ntimeout = \"1s\"\n",
 		Extra: extra,
 	})

@@ -47,16 +47,7 @@ func startRowPair(t *testing.T, oneWay time.Duration, serverArgs ...string) *row
 		extra[name] = fmt.Sprintf("\n[mysql]\ndsn = %q\nserver_id = %d\ndatabases = [\"shop\"]\n", rp.servers[i].DSN(""), 1001+i)
 	}
 	nodes, err := setupPair(filepath.Join(t.TempDir(), "nodes"), pairOptions{
-		Dial: func(name, listen string) (string, error) {
-			p, err := faultproxy.New(listen)
-			if err != nil {
-				return "", err
-			}
-			p.SetLatency(oneWay)
-			rp.proxies[name] = p
-			t.Cleanup(func() { p.Close() })
-			return p.Addr(), nil
-		},
+		Dial:  proxyDial(t, rp.proxies, oneWay),
 		SSH:   "heartbeat = \"200ms\"\ntimeout = \"1s\"\n",
 		Extra: extra,
 	})

@@ -580,7 +580,6 @@ func (rc *receiver) write(w *index.Record, c *Change, ct *content, hadLocal bool
 		// directory the peer deleted from going.
 		rc.dropTransfers(w.Path)
 		err := t.remove(w.Path)
-		rc.e.log.Debug("removed", zap.String("path", w.Path), zap.Error(err))
 		if errors.Is(err, errNotEmpty) {
 			// The directory still holds entries: ones the peer deletes
 			// later in this batch (tried again at its end), or ones this
