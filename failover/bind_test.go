@@ -48,6 +48,12 @@ func TestPairFailoverBIND(t *testing.T) {
 	beta.start(t, alpha, betaCfg, useBIND)
 	waitStatus(t, alpha.runner, "alpha primary", isRole(Primary, 1))
 	bind.WaitAddrs(bindName, []string{"192.0.2.1"}, 10*time.Second)
+	// beta must have heard alpha's epoch before alpha dies, or both end
+	// up primary at epoch 1 (a real race the machine settles, but not the
+	// one this test checks).
+	waitStatus(t, beta.runner, "beta standby at epoch 1 hearing alpha", func(s Status) bool {
+		return isRole(Standby, 1)(s) && s.PeerRole == "primary"
+	})
 
 	alpha.stop()
 	killed := time.Now()
