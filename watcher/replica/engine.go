@@ -71,6 +71,7 @@ type rootState struct {
 	inflight atomic.Int64  // sent, not acked
 	sent     atomic.Int64  // changes sent since start
 	applied  atomic.Int64  // peer changes applied since start
+	asked    atomic.Int64  // peer files whose content this node asked for (Wants)
 	lastSent atomic.Int64  // unix nanos
 	lastAck  atomic.Int64
 	lastApp  atomic.Int64

@@ -126,6 +126,13 @@ func TestEngineReplicatesTree(t *testing.T) {
 	beta.runEngine(t)
 	connect(t, alpha, beta)
 	waitSame(t, alpha, beta)
+	// beta's tree was empty: the small files came with their content, and
+	// only the big one was asked for.
+	for _, r := range beta.eng.roots {
+		if n := r.asked.Load(); n != 1 {
+			t.Errorf("beta asked for the content of %d files on its first sync into an empty tree, want 1 (big.bin)", n)
+		}
+	}
 
 	// Live changes: found by the watcher.
 	mustWrite(t, filepath.Join(alpha.root, "live.txt"), []byte("written while running"))

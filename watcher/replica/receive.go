@@ -109,7 +109,7 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 	if err != nil {
 		return err
 	}
-	if err := st.Send(&Opened{Watermark: wm}); err != nil {
+	if err := st.Send(&Opened{Watermark: wm, Empty: wm == 0 && r.tree.empty()}); err != nil {
 		return err
 	}
 	rc := &receiver{e: e, r: r, st: st, last: wm, acked: wm, pending: make(map[uint64]*transfer),
@@ -733,6 +733,7 @@ func (rc *receiver) startTransfer(c *Change, hadLocal bool, local *index.Record)
 	rc.waiting = append(rc.waiting, c.Seq)
 	rc.e.log.Debug("asking for content", zap.String("path", c.Rec.Path), zap.Uint64("seq", c.Seq),
 		zap.Bool("have_basis", tr.basis != nil), zap.Int("signature_bytes", sig.Len()))
+	rc.r.asked.Add(1)
 	return rc.st.Send(&Want{Seq: c.Seq, Signature: sig.Bytes()})
 }
 

@@ -128,8 +128,10 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 	// The first sync with this peer: it may hold many of these files
 	// already (both nodes were filled before pairing). What the tree held
 	// at the first full scan goes without content; the peer asks for what
-	// it lacks. Changes made since go with their content as usual.
-	firstSync := opened.Watermark == 0
+	// it lacks. Changes made since go with their content as usual. A peer
+	// whose copy is empty lacks everything: small files go with their
+	// content, a round trip each saved.
+	firstSync := opened.Watermark == 0 && !opened.Empty
 	initial := func(rec *index.Record) bool {
 		return firstSync && (!r.local.initialDone.Load() || rec.Seq <= r.local.initialTop.Load())
 	}

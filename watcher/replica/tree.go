@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -398,6 +399,31 @@ func (t *tree) stamp(rec *index.Record) {
 			// Owners are not ours to set: record what the disk says, or
 			// the next scan would see a change that is not one.
 			rec.UID, rec.GID = st.Uid, st.Gid
+		}
+	}
+}
+
+// empty reports whether the tree's directory holds nothing but tandem's
+// own temp files. An error counts as not empty: the answer only decides
+// whether a first sync may send content unasked.
+func (t *tree) empty() bool {
+	f, err := t.root.Open(".")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for {
+		names, err := f.Readdirnames(64)
+		for _, n := range names {
+			if !strings.HasPrefix(n, index.TmpPrefix) {
+				return false
+			}
+		}
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
 		}
 	}
 }

@@ -180,16 +180,25 @@ func (m *Open) Decode(d *pipe.Decoder) { m.Root = d.String(maxRootName) }
 type Opened struct {
 	Watermark uint64
 	Error     string
+	// Empty: the receiver's copy of the tree holds nothing (no entry but
+	// tandem's temp files), so a first sync sends small files with their
+	// content instead of waiting for the receiver to ask for each. Absent
+	// in frames from older peers (false).
+	Empty bool
 }
 
 func (*Opened) Type() uint8 { return typeOpened }
 func (m *Opened) Encode(e *pipe.Encoder) {
 	e.Uvarint(m.Watermark)
 	e.String(m.Error)
+	e.Bool(m.Empty)
 }
 func (m *Opened) Decode(d *pipe.Decoder) {
 	m.Watermark = d.Uvarint()
 	m.Error = d.String(maxErrorText)
+	if d.Remaining() > 0 {
+		m.Empty = d.Bool()
+	}
 }
 
 // Change carries one record and, for small files, the content.

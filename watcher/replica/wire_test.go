@@ -348,3 +348,21 @@ func TestDecodeChangeAcceptsScannedRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenedEmpty: Empty round-trips, and an Opened from a peer that
+// predates it (no trailing byte) decodes as not empty.
+func TestOpenedEmpty(t *testing.T) {
+	for _, want := range []Opened{{Watermark: 7}, {Empty: true}, {Error: "halted"}} {
+		var got Opened
+		if err := pipe.Unmarshal(encode(&want), &got); err != nil || got != want {
+			t.Errorf("Opened %+v decoded as %+v, %v", want, got, err)
+		}
+	}
+	var e pipe.Encoder
+	e.Uvarint(9)
+	e.String("")
+	var old Opened
+	if err := pipe.Unmarshal(e.Buf(), &old); err != nil || old != (Opened{Watermark: 9}) {
+		t.Errorf("an Opened without Empty decoded as %+v, %v; want watermark 9, not empty", old, err)
+	}
+}
