@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 3s
 
-.PHONY: all build test test-short demo lint bench bench-e2e fuzz fuzz-short deps clean torture
+.PHONY: all build test test-short demo lint bench bench-go fuzz fuzz-short deps clean torture
 
 all: build
 
@@ -35,17 +35,20 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-## bench: Go benchmarks of the hot paths.
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
-
-## bench-e2e: tandem side by side with rsync, lsyncd, Unison and Syncthing on loopback
-## through a 100 ms RTT proxy (installs the peers with apt-get when missing; 15-25 min;
-## BENCH_FLAGS="--tools tandem,rsync --tree 2000" for a quick run).
-bench-e2e:
+## bench: tandem side by side with the tools users would pick instead, in one run:
+## files (rsync, lsyncd, Unison, Syncthing on loopback through a 100 ms RTT proxy),
+## the database (MariaDB's own replication, same sysbench load) and the failover
+## (time to the DNS flip, BIND9 and tandem's own DNS). Installs the peers with
+## apt-get when missing; 20-30 min. BENCH_FLAGS="--tools tandem,rsync --tree 2000
+## --parts files" for a quick run; see `go run ./cmd/tandem-bench --help`.
+bench: deps
 	@command -v lsyncd >/dev/null && command -v unison >/dev/null && command -v syncthing >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lsyncd unison syncthing; }
 	$(GO) run ./cmd/tandem-bench $(BENCH_FLAGS)
+
+## bench-go: the Go benchmarks of the hot paths (delta, index, watcher, apply, snapshot).
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## torture: the randomized fault test, long: two daemons, random writes on both
 ## sides, partitions, resets, latency spikes, kill -9 and restarts; then it checks

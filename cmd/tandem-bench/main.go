@@ -42,7 +42,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tandemBin := fs.String("tandem", "", "tandem binary (default: go build ./cmd/tandem)")
 	workDir := fs.String("dir", "", "scratch directory (default: a new temp dir, removed at the end)")
 	keep := fs.Bool("keep", false, "keep the scratch directory (logs, configs)")
+	partList := fs.String("parts", "files,db,failover", "what to measure, comma-separated: files (the tools above), db (tandem vs MariaDB's own replication: go test -bench BenchmarkRows ./cmd/tandem, needs mariadb-server and sysbench), failover (time to the DNS flip: go test -run TestFailoverWithBIND ./cmd/tandem, needs bind9)")
+	dbLag := fs.Duration("db-lag", 10*time.Second, "db: how long the 500 tx/s load runs while lag is sampled")
+	dbBacklog := fs.Duration("db-backlog", 10*time.Second, "db: how long unthrottled sysbench builds the catch-up backlog")
+	runs := fs.Int("runs", 1, "db and failover: how many times each is measured")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	parts := map[string]bool{}
+	for _, p := range strings.Split(*partList, ",") {
+		p = strings.TrimSpace(p)
+		if p != "files" && p != "db" && p != "failover" {
+			fmt.Fprintf(stderr, "tandem-bench: unknown part %q in --parts (want files, db, failover)\n", p)
+			return 2
+		}
+		parts[p] = true
+	}
+	if *runs < 1 {
+		fmt.Fprintf(stderr, "tandem-bench: --runs %d: want at least 1\n", *runs)
 		return 2
 	}
 	sz.big = *bigMiB << 20
@@ -66,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	bin := *tandemBin
-	if bin == "" {
+	if bin == "" && parts["files"] {
 		bin = filepath.Join(work, "tandem-bin")
 		logf("building ./cmd/tandem")
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tandem")
@@ -96,7 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	for _, name := range strings.Split(*toolList, ",") {
 		name = strings.TrimSpace(name)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !parts["files"] {
 			break
 		}
 		t, col, why := newTool(name, *rtt/2, bin, needSSHD)
@@ -115,21 +132,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logf("%s: start", col)
 		b.run(ctx, t)
 	}
+	var dbTable, foTable table
+	if parts["db"] && ctx.Err() == nil {
+		database(ctx, logf, &dbTable, *dbLag, *dbBacklog, *runs)
+	}
+	if parts["failover"] && ctx.Err() == nil {
+		failoverFlip(ctx, logf, &foTable, *runs)
+	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "tandem-bench: interrupted; the table holds what was measured\n")
 	}
-	for _, r := range rowList(sz) { // keep the rows in scenario order
-		tb.cell(r.name, r.u, tb.tools[0])
+	if parts["files"] {
+		for _, r := range rowList(sz) { // keep the rows in scenario order
+			tb.cell(r.name, r.u, tb.tools[0])
+		}
+		order := map[string]int{}
+		for i, r := range rowList(sz) {
+			order[r.name] = i
+		}
+		sortRows(tb, order)
 	}
-	order := map[string]int{}
-	for i, r := range rowList(sz) {
-		order[r.name] = i
-	}
-	sortRows(tb, order)
 
 	fmt.Fprintf(stdout, "Command: `%s`\n\n", strings.Join(append([]string{"tandem-bench"}, args...), " "))
-	fmt.Fprintf(stdout, "Machine: %s; load average before: %s, after: %s. RTT through the proxy: %v.\n\n", mach, mach.loadBefore, loadAvg(), *rtt)
-	tb.write(stdout)
+	fmt.Fprintf(stdout, "Machine: %s; load average before: %s, after: %s. RTT through the proxies: %v.\n\n", mach, mach.loadBefore, loadAvg(), *rtt)
+	if parts["files"] {
+		fmt.Fprintf(stdout, "Files:\n\n")
+		tb.write(stdout)
+	}
+	if parts["db"] {
+		fmt.Fprintf(stdout, "\nDatabase (BenchmarkRows; four MariaDB servers, the RTT fixed at 100 ms there):\n\n")
+		dbTable.write(stdout)
+	}
+	if parts["failover"] {
+		fmt.Fprintf(stdout, "\nFailover (TestFailoverWithBIND; two daemons and a BIND9 on loopback):\n\n")
+		foTable.write(stdout)
+	}
 	fmt.Fprintf(stdout, "\nVersions: %s\n", versions())
 	if ctx.Err() != nil {
 		return 1
@@ -257,7 +294,7 @@ func loadAvg() string {
 // versions lists the peers' versions as they report them.
 func versions() string {
 	var out []string
-	for _, v := range [][]string{{"rsync", "--version"}, {"ssh", "-V"}, {"lsyncd", "--version"}, {"unison", "-version"}, {"syncthing", "--version"}} {
+	for _, v := range [][]string{{"rsync", "--version"}, {"ssh", "-V"}, {"lsyncd", "--version"}, {"unison", "-version"}, {"syncthing", "--version"}, {"mariadbd", "--version"}, {"sysbench", "--version"}, {"named", "-v"}} {
 		b, err := exec.Command(v[0], v[1:]...).CombinedOutput()
 		if err != nil {
 			continue

@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// unit says how a figure is printed. Every figure in the table is "lower is
-// better", so a ratio above 1 means the tool does worse than tandem.
+// unit says how a figure is printed. Every figure but txps is "lower is
+// better", so a ratio above 1 means the tool does worse than tandem; a row
+// in txps says "higher is better" in its name.
 type unit int
 
 const (
@@ -17,6 +18,7 @@ const (
 	kib                // bytes, printed in KiB
 	mib                // bytes, printed in MiB
 	pct                // percent of one core
+	txps               // transactions per second: the one higher-is-better unit
 )
 
 // cell is one tool's result for one scenario: the figures from each run, or
@@ -122,7 +124,7 @@ func format(v float64, u unit) string {
 }
 
 func (u unit) String() string {
-	return [...]string{millis: "ms", secs: "s", kib: "KiB", mib: "MiB", pct: "% of a core"}[u]
+	return [...]string{millis: "ms", secs: "s", kib: "KiB", mib: "MiB", pct: "% of a core", txps: "tx/s"}[u]
 }
 
 // text prints a cell: "61.7 ms", a range "58.1-64.0 ms" over several runs,

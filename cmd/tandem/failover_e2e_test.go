@@ -39,6 +39,15 @@ func TestFailoverWithBIND(t *testing.T) {
 		t.Fatal(err)
 	}
 	addrs := [2]string{"192.0.2.1", "192.0.2.2"}
+	// Each node also answers for the zone itself (embedded DNS), so one
+	// kill times both ways of publishing the flip.
+	var serve [2]string
+	for i := range serve {
+		var err error
+		if serve[i], err = freeLoopbackAddr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	proxies := map[string]*faultproxy.Proxy{}
 	section := func(i int, secretFile string) string {
 		return fmt.Sprintf(`
@@ -54,7 +63,8 @@ ttl = 5
 update = %q
 tsig_key = "tandem-key."
 tsig_secret_file = %q
-`, addrs[i], bind.Addr, secretFile)
+serve = %q
+`, addrs[i], bind.Addr, secretFile, serve[i])
 	}
 	nodes, err := setupPair(filepath.Join(t.TempDir(), "nodes"), pairOptions{
 		Dial:  proxyDial(t, proxies, 0),
@@ -83,14 +93,27 @@ tsig_secret_file = %q
 	})
 	survivor := 1 - primary
 
-	// Kill the primary: the survivor takes DNS.
+	waitFor(t, "the standby's own DNS server answering the primary", 30*time.Second, func() bool {
+		return slices.Equal(dnsAnswer(serve[survivor]), []string{addrs[primary]})
+	})
+
+	// Kill the primary: the survivor takes DNS, in BIND (RFC 2136) and in
+	// its own server. tandem-bench reads the two lines logged here.
 	killed := time.Now()
 	procs[primary].cmd.Process.Kill()
 	<-procs[primary].done
-	waitFor(t, "BIND answering the survivor", 30*time.Second, func() bool {
-		return slices.Equal(bind.Addrs("www.example.test."), []string{addrs[survivor]})
+	var tookBIND, tookServe time.Duration
+	waitFor(t, "BIND and the survivor's own server answering the survivor", 30*time.Second, func() bool {
+		if tookServe == 0 && slices.Equal(dnsAnswer(serve[survivor]), []string{addrs[survivor]}) {
+			tookServe = time.Since(killed)
+		}
+		if tookBIND == 0 && slices.Equal(bind.Addrs("www.example.test."), []string{addrs[survivor]}) {
+			tookBIND = time.Since(killed)
+		}
+		return tookBIND != 0 && tookServe != 0
 	})
-	t.Logf("kill to BIND answering the survivor: %v (dead_after 5s)", time.Since(killed).Round(time.Millisecond))
+	t.Logf("kill to BIND answering the survivor: %v (dead_after 5s)", tookBIND.Round(time.Millisecond))
+	t.Logf("kill to the embedded DNS answering the survivor: %v (dead_after 5s)", tookServe.Round(time.Millisecond))
 
 	// It comes back as standby.
 	procs[primary] = startDaemon(t, nodes[primary])
