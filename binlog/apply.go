@@ -153,6 +153,39 @@ type applyItem struct {
 	prev    uint64
 	pending bool // a DDL found pending (see ddl.go)
 	done    bool
+	keys    [][2]string // of each row of t, see applyRowKeys; filled by rowKeys
+}
+
+// rowKeys returns the identities each row of the item's transaction
+// touches, computed once for the partition and the batches' plans.
+func (it *applyItem) rowKeys() [][2]string {
+	if it.keys == nil {
+		it.keys = make([][2]string, len(it.t.Rows))
+		for i := range it.t.Rows {
+			it.keys[i] = applyRowKeys(&it.t.Rows[i])
+		}
+	}
+	return it.keys
+}
+
+// applyRowKeys returns the identities of the rows a change touches: its
+// table's for a table without a key (it may be any row); else the key of
+// its before image and that of its after image, "" for an image its op
+// lacks and for an after image whose key is the before image's.
+func applyRowKeys(r *Row) (k [2]string) {
+	if len(r.Key) == 0 {
+		k[0] = rowTableKey(r.Schema, r.Table)
+		return k
+	}
+	if r.Before != nil {
+		k[0] = rowKey(r.Schema, r.Table, r.Key, r.Before)
+	}
+	if r.After != nil {
+		if k[1] = rowKey(r.Schema, r.Table, r.Key, r.After); k[1] == k[0] {
+			k[1] = ""
+		}
+	}
+	return k
 }
 
 const (
@@ -389,7 +422,7 @@ func (a *Applier) checkTxn(t *Txn) error {
 		return errors.New("empty DDL statement")
 	}
 	for i := range t.Rows {
-		if err := applyCheckRow(&t.Rows[i], a.mysql); err != nil {
+		if err := applyCheckRow(&t.Rows[i]); err != nil {
 			return fmt.Errorf("row %d (%s.%s): %w", i, t.Rows[i].Schema, t.Rows[i].Table, err)
 		}
 	}
@@ -586,17 +619,11 @@ func applyPartition(items []*applyItem, n int) [][]*applyItem {
 		owner[key] = i
 	}
 	for i, it := range items {
-		for r := range it.t.Rows {
-			row := &it.t.Rows[r]
-			if len(row.Key) == 0 {
-				claim(i, rowTableKey(row.Schema, row.Table))
-				continue
-			}
-			if row.Before != nil {
-				claim(i, rowKey(row.Schema, row.Table, row.Key, row.Before))
-			}
-			if row.After != nil {
-				claim(i, rowKey(row.Schema, row.Table, row.Key, row.After))
+		for _, keys := range it.rowKeys() {
+			for _, k := range keys {
+				if k != "" {
+					claim(i, k)
+				}
 			}
 		}
 	}
@@ -659,9 +686,11 @@ func (a *Applier) runWorker(ctx context.Context, items []*applyItem, stop *atomi
 // matches only an identical target row. It returns how many items it took.
 func (a *Applier) batchSQL(items []*applyItem) (int, *applyBatchQuery, error) {
 	var rows []*Row
+	var keys [][2]string
 	size := 0
 	n := 0
 	for n < len(items) && n < a.o.BatchTxns && (n == 0 || size < applyBatchBytes) {
+		keys = append(keys, items[n].rowKeys()...)
 		for i := range items[n].t.Rows {
 			r := &items[n].t.Rows[i]
 			rows = append(rows, r)
@@ -678,7 +707,7 @@ func (a *Applier) batchSQL(items []*applyItem) (int, *applyBatchQuery, error) {
 	b.WriteString(a.session)
 	b.WriteString(";START TRANSACTION;")
 	a.markerSQL(&b, items[:n], false)
-	groups := applyPlan(rows)
+	groups := applyPlan(rows, keys)
 	want := make([]int64, len(groups))
 	for i, g := range groups {
 		b.WriteByte(';')

@@ -205,3 +205,94 @@ func benchServerCPU(b *testing.B, s *mysqltest.Server) time.Duration {
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
+
+// sysbenchTxns makes n transactions like sysbench oltp_write_only's on
+// 4 tables of 10k rows (update k, update c, delete and insert one row;
+// each statement on a random table), wire-encoded as the peer sends them.
+func sysbenchTxns(n int) [][]byte {
+	rng := rand.New(rand.NewPCG(3, 4))
+	cols := []Column{{Name: "id", Type: "int"}, {Name: "k", Type: "int"}, {Name: "c", Type: "char(120)", Charset: "utf8mb4"}, {Name: "pad", Type: "char(60)", Charset: "utf8mb4"}}
+	var tables [4]testTable
+	cur := make([]map[int64][]Value, 4)
+	randText := func(n int) Value {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = '0' + byte(rng.IntN(10))
+		}
+		return Value{Kind: Text, B: b}
+	}
+	for i := range tables {
+		tables[i] = testTable{schema: "sbtest", name: fmt.Sprintf("sbtest%d", i+1), cols: cols, key: []int{0}}
+		cur[i] = map[int64][]Value{}
+	}
+	row := func(t int, id int64) []Value {
+		if r, ok := cur[t][id]; ok {
+			return r
+		}
+		r := []Value{vI(id), vI(id), randText(120), randText(60)}
+		cur[t][id] = r
+		return r
+	}
+	t0 := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	out := make([][]byte, n)
+	for i := range out {
+		var rows []Row
+		t, id := rng.IntN(4), int64(rng.IntN(10000))
+		b := row(t, id)
+		a := []Value{b[0], vI(b[1].I + 1), b[2], b[3]}
+		cur[t][id] = a
+		rows = append(rows, tables[t].upd(b, a))
+		t, id = rng.IntN(4), int64(rng.IntN(10000))
+		b = row(t, id)
+		a = []Value{b[0], b[1], randText(120), b[3]}
+		cur[t][id] = a
+		rows = append(rows, tables[t].upd(b, a))
+		t, id = rng.IntN(4), int64(rng.IntN(10000))
+		b = row(t, id)
+		rows = append(rows, tables[t].del(b))
+		a = []Value{b[0], vI(int64(rng.IntN(10000))), randText(120), randText(60)}
+		cur[t][id] = a
+		rows = append(rows, tables[t].ins(a))
+		out[i] = AppendTxn(nil, testTxn("alpha", uint64(i+1), t0.Add(time.Duration(i)*time.Millisecond), rows...))
+	}
+	return out
+}
+
+// BenchmarkApplySQL measures the applier's own CPU per transaction on a
+// catch-up, without a server: decoding sysbench-like transactions off the
+// wire, checking them, partitioning them over the workers and building the
+// batches' SQL, in Apply calls of 512 as the engine makes them.
+func BenchmarkApplySQL(b *testing.B) {
+	wire := sysbenchTxns(512)
+	a := &Applier{o: ApplierOptions{Node: "beta", Workers: applyDefaultWorkers, BatchTxns: applyDefaultBatchTxns}, session: "SET SESSION time_zone='+00:00'"}
+	txns := make([]*Txn, len(wire))
+	sqlBytes := 0
+	for b.Loop() {
+		for i, w := range wire {
+			t, err := DecodeTxn(w)
+			if err != nil {
+				b.Fatal(err)
+			}
+			txns[i] = t
+		}
+		if err := a.checkTxns(txns); err != nil {
+			b.Fatal(err)
+		}
+		items := make([]*applyItem, len(txns))
+		for i, t := range txns {
+			items[i] = &applyItem{t: t, prev: t.Seq - 1}
+		}
+		for _, part := range applyPartition(items, a.o.Workers) {
+			for len(part) > 0 {
+				n, q, err := a.batchSQL(part)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sqlBytes += len(q.sql)
+				part = part[n:]
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(wire))/1000, "µs/tx")
+	b.ReportMetric(float64(sqlBytes)/float64(b.N*len(wire)), "sql-bytes/tx")
+}

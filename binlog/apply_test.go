@@ -526,7 +526,11 @@ func TestApply(t *testing.T) {
 		for _, tx := range txns {
 			rows = append(rows, &tx.Rows[0])
 		}
-		if groups := applyPlan(rows); len(groups) >= len(rows)/2 {
+		var keys [][2]string
+		for _, r := range rows {
+			keys = append(keys, applyRowKeys(r))
+		}
+		if groups := applyPlan(rows, keys); len(groups) >= len(rows)/2 {
 			t.Errorf("applyPlan made %d statements of %d rows; want them merged", len(groups), len(rows))
 		}
 		a, logs := testApplier(t, s, "beta", ApplierOptions{Workers: 1, BatchTxns: 100})

@@ -138,39 +138,57 @@ func rowKeyOf(key []int, img []Value) []Value {
 // rowKey is the identity of the row img in a table: a string that is
 // equal for equal key values.
 func rowKey(schema, table string, key []int, img []Value) string {
-	return rowKeyValues(schema, table, rowKeyOf(key, img))
+	if len(key) == 0 {
+		return rowKeyValues(schema, table, img)
+	}
+	var buf [128]byte
+	b := rowKeyAppendTable(buf[:0], schema, table)
+	for _, k := range key {
+		b = rowKeyAppendValue(b, img[k])
+	}
+	return string(b)
 }
 
 // rowTableKey is the identity of a whole table.
 func rowTableKey(schema, table string) string {
-	return rowKeyValues(schema, table, nil) + "*"
+	var buf [128]byte
+	return string(append(rowKeyAppendTable(buf[:0], schema, table), '*'))
 }
 
 func rowKeyValues(schema, table string, vals []Value) string {
-	var b []byte
-	str := func(s []byte) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	str([]byte(schema))
-	str([]byte(table))
+	var buf [128]byte
+	b := rowKeyAppendTable(buf[:0], schema, table)
 	for _, v := range vals {
-		b = append(b, byte(v.Kind))
-		switch v.Kind {
-		case Null:
-		case Int:
-			b = binary.AppendVarint(b, v.I)
-		case Uint:
-			b = binary.AppendUvarint(b, v.U)
-		case Float, Double:
-			b = binary.AppendUvarint(b, math.Float64bits(v.F))
-		case Text, Bytes:
-			str(v.B)
-		default:
-			str([]byte(v.S))
-		}
+		b = rowKeyAppendValue(b, v)
 	}
 	return string(b)
+}
+
+func rowKeyAppendTable(b []byte, schema, table string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(schema)))
+	b = append(b, schema...)
+	b = binary.AppendUvarint(b, uint64(len(table)))
+	return append(b, table...)
+}
+
+func rowKeyAppendValue(b []byte, v Value) []byte {
+	b = append(b, byte(v.Kind))
+	switch v.Kind {
+	case Null:
+	case Int:
+		b = binary.AppendVarint(b, v.I)
+	case Uint:
+		b = binary.AppendUvarint(b, v.U)
+	case Float, Double:
+		b = binary.AppendUvarint(b, math.Float64bits(v.F))
+	case Text, Bytes:
+		b = binary.AppendUvarint(b, uint64(len(v.B)))
+		b = append(b, v.B...)
+	default:
+		b = binary.AppendUvarint(b, uint64(len(v.S)))
+		b = append(b, v.S...)
+	}
+	return b
 }
 
 // rowIncomingWins decides a row conflict between an incoming change (from
@@ -302,8 +320,9 @@ func rowSameKey(r *Row) bool {
 	if len(r.Key) == 0 {
 		return false
 	}
+	var bb, ab [64]byte
 	for _, k := range r.Key {
-		if rowKeyValues("", "", []Value{r.Before[k]}) != rowKeyValues("", "", []Value{r.After[k]}) {
+		if string(rowKeyAppendValue(bb[:0], r.Before[k])) != string(rowKeyAppendValue(ab[:0], r.After[k])) {
 			return false
 		}
 	}

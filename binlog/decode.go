@@ -555,7 +555,15 @@ var builtinCharsets = func() map[uint64]string {
 // that keep a malformed one from hanging its decoder (an image of no
 // columns never ends its loop) or crashing it (a panic becomes an error).
 // It is the parser's RowsEventDecodeFunc.
-func decodeRowsEvent(e *replication.RowsEvent, data []byte) (err error) {
+func decodeRowsEvent(e *replication.RowsEvent, data []byte) error {
+	_, err := decodeRowsEventUnless(e, data, nil)
+	return err
+}
+
+// decodeRowsEventUnless is decodeRowsEvent, except that when skip (if not
+// nil) says so after the event's header is read and checked, the rows are
+// left undecoded (e.Rows stays nil) and it reports true.
+func decodeRowsEventUnless(e *replication.RowsEvent, data []byte, skip func(*replication.RowsEvent) bool) (skipped bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("malformed row event: %v", r)
@@ -563,11 +571,11 @@ func decodeRowsEvent(e *replication.RowsEvent, data []byte) (err error) {
 	}()
 	pos, err := e.DecodeHeader(data)
 	if err != nil {
-		return err
+		return false, err
 	}
 	n := int(e.ColumnCount)
 	if e.Table == nil || n == 0 || e.ColumnCount != e.Table.ColumnCount {
-		return fmt.Errorf("malformed row event: %d columns for a table map of %d", n, tableColumns(e.Table))
+		return false, fmt.Errorf("malformed row event: %d columns for a table map of %d", n, tableColumns(e.Table))
 	}
 	full := func(bm []byte) bool {
 		if len(bm) < (n+7)/8 {
@@ -581,9 +589,12 @@ func decodeRowsEvent(e *replication.RowsEvent, data []byte) (err error) {
 		return true
 	}
 	if !full(e.ColumnBitmap1) || e.Type() == replication.EnumRowsEventTypeUpdate && !full(e.ColumnBitmap2) {
-		return fmt.Errorf("row event for %s.%s lacks columns: set binlog_row_image=FULL in the server config ([mysqld] section of my.cnf) and restart it, or SET GLOBAL binlog_row_image=FULL", e.Table.Schema, e.Table.Table)
+		return false, fmt.Errorf("row event for %s.%s lacks columns: set binlog_row_image=FULL in the server config ([mysqld] section of my.cnf) and restart it, or SET GLOBAL binlog_row_image=FULL", e.Table.Schema, e.Table.Table)
 	}
-	return e.DecodeData(pos, data)
+	if skip != nil && skip(e) {
+		return true, nil
+	}
+	return false, e.DecodeData(pos, data)
 }
 
 func tableColumns(tm *replication.TableMapEvent) uint64 {

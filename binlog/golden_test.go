@@ -8,10 +8,13 @@ package binlog
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,18 +29,10 @@ var update = flag.Bool("update", false, "regenerate testdata/ from a real MariaD
 
 const goldenBinlog = "testdata/mariadb-10.11.binlog"
 
-// newFileParser returns a parser with the options the Tailer gives its
-// syncer.
+// newFileParser returns a parser with the options the Tailer uses, which
+// decodes every row event.
 func newFileParser(flavor string) *replication.BinlogParser {
-	p := replication.NewBinlogParser()
-	p.SetFlavor(flavor)
-	p.SetParseTime(false)
-	p.SetTimestampStringLocation(time.UTC)
-	p.SetUseDecimal(false)
-	p.SetRenderJSONAsMySQLText(true)
-	p.SetVerifyChecksum(true)
-	p.SetRowsEventDecodeFunc(decodeRowsEvent)
-	return p
+	return newParser(flavor, nil)
 }
 
 // parseBinlogFile turns a binlog file into Txns as the Tailer would.
@@ -45,7 +40,7 @@ func parseBinlogFile(t testing.TB, name string) []*Txn {
 	t.Helper()
 	a := newAssembler("alpha", "mariadb", nil, newDecoder(nil), zap.NewNop())
 	var out []*Txn
-	err := newFileParser("mariadb").ParseFile(name, 0, func(ev *replication.BinlogEvent) error {
+	err := newParser("mariadb", a).ParseFile(name, 0, func(ev *replication.BinlogEvent) error {
 		txns, err := a.event(ev)
 		out = append(out, txns...)
 		return err
@@ -193,4 +188,85 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestParserSkipsDroppedRows: the parser the Tailer uses leaves the rows of
+// a transaction the assembler drops (the marker's, and with a databases
+// list those of other schemas) undecoded, and the Txns are the same as with
+// every row decoded.
+func TestParserSkipsDroppedRows(t *testing.T) {
+	cases := []struct {
+		databases []string
+		undecoded []string // tables of the row events left undecoded, in order
+	}{
+		{nil, []string{"tandem.applied", "shop.small"}},
+		{[]string{"shop"}, []string{"tandem.applied", "shop.small"}},
+		{[]string{"elsewhere"}, nil}, // filled below: every row event
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.databases), func(t *testing.T) {
+			parse := func(skip bool) (txns []*Txn, rowEvents, undecoded []string) {
+				a := newAssembler("alpha", "mariadb", c.databases, newDecoder(nil), zap.NewNop())
+				p := newParser("mariadb", nil)
+				if skip {
+					p = newParser("mariadb", a)
+				}
+				err := p.ParseFile(goldenBinlog, 0, func(ev *replication.BinlogEvent) error {
+					if e, ok := ev.Event.(*replication.RowsEvent); ok {
+						name := string(e.Table.Schema) + "." + string(e.Table.Table)
+						rowEvents = append(rowEvents, name)
+						if e.Rows == nil {
+							undecoded = append(undecoded, name)
+						}
+					}
+					out, err := a.event(ev)
+					txns = append(txns, out...)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(a.undecoded) != 0 {
+					t.Errorf("%d undecoded row events never reached the assembler", len(a.undecoded))
+				}
+				return txns, rowEvents, undecoded
+			}
+			want, all, none := parse(false)
+			if len(none) != 0 {
+				t.Fatalf("without skipping, %v left undecoded", none)
+			}
+			got, _, undecoded := parse(true)
+			if c.undecoded == nil {
+				c.undecoded = all
+			}
+			if !slices.Equal(undecoded, c.undecoded) {
+				t.Errorf("undecoded row events %v, want %v", undecoded, c.undecoded)
+			}
+			if !reflect.DeepEqual(golden(got), golden(want)) {
+				t.Errorf("Txns with skipping differ from those with every row decoded:\n%v\n%v", golden(got), golden(want))
+			}
+		})
+	}
+}
+
+// TestAssemblerRefusesUndecodedRows: a row event the parser left undecoded
+// that the assembler would read stops it, rather than losing its rows.
+func TestAssemblerRefusesUndecodedRows(t *testing.T) {
+	a := newAssembler("alpha", "mariadb", nil, newDecoder(nil), zap.NewNop())
+	var err error
+	perr := newParser("mariadb", nil).ParseFile(goldenBinlog, 0, func(ev *replication.BinlogEvent) error {
+		if e, ok := ev.Event.(*replication.RowsEvent); ok && !a.ignores(string(e.Table.Schema), string(e.Table.Table)) {
+			a.undecoded = append(a.undecoded, e) // as if the parser had skipped it
+			_, err = a.event(ev)
+			return errors.New("stop")
+		}
+		_, err := a.event(ev)
+		return err
+	})
+	if perr == nil {
+		t.Fatal("no row event in the golden binlog")
+	}
+	if err == nil || !strings.Contains(err.Error(), "was not decoded") {
+		t.Errorf("undecoded row event the assembler reads: %v, want an error", err)
+	}
 }

@@ -512,7 +512,7 @@ func (a *Applier) Load(ctx context.Context, t *Txn) error {
 		if t.Rows[i].Op != Insert {
 			return fmt.Errorf("load: row %d is an %s; a dump has only inserts", i, t.Rows[i].Op)
 		}
-		if err := applyCheckRow(&t.Rows[i], a.mysql); err != nil {
+		if err := applyCheckRow(&t.Rows[i]); err != nil {
 			return fmt.Errorf("load: row %d (%s.%s): %w", i, t.Rows[i].Schema, t.Rows[i].Table, err)
 		}
 	}

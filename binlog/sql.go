@@ -40,15 +40,23 @@ import (
 
 // applyIdent quotes a schema, table or column name.
 func applyIdent(b *strings.Builder, name string) error {
+	if err := applyIdentOK(name); err != nil {
+		return err
+	}
+	b.WriteByte('`')
+	b.WriteString(strings.ReplaceAll(name, "`", "``"))
+	b.WriteByte('`')
+	return nil
+}
+
+// applyIdentOK reports whether applyIdent can write name.
+func applyIdentOK(name string) error {
 	if name == "" {
 		return errors.New("empty name")
 	}
 	if strings.IndexByte(name, 0) >= 0 || !utf8.ValidString(name) {
 		return fmt.Errorf("name %q is not valid", name)
 	}
-	b.WriteByte('`')
-	b.WriteString(strings.ReplaceAll(name, "`", "``"))
-	b.WriteByte('`')
 	return nil
 }
 
@@ -66,13 +74,26 @@ func applyTable(b *strings.Builder, schema, table string) error {
 
 // applyHex writes X'..' for p.
 func applyHex(b *strings.Builder, p []byte) {
+	b.Grow(2*len(p) + 3)
 	b.WriteString("X'")
-	var buf [64]byte
+	var buf [256]byte
 	for len(p) > 0 {
 		n := min(len(p), len(buf)/2)
 		hex.Encode(buf[:], p[:n])
 		b.Write(buf[:2*n])
 		p = p[n:]
+	}
+	b.WriteByte('\'')
+}
+
+// applyHexString writes X'..' for s.
+func applyHexString(b *strings.Builder, s string) {
+	b.Grow(2*len(s) + 3)
+	b.WriteString("X'")
+	const digits = "0123456789abcdef"
+	for i := 0; i < len(s); i++ {
+		b.WriteByte(digits[s[i]>>4])
+		b.WriteByte(digits[s[i]&0x0f])
 	}
 	b.WriteByte('\'')
 }
@@ -133,62 +154,83 @@ func applyTemporalOK(s string) bool {
 // applyLiteral writes v, a value of column c, as a SQL literal. mysql is
 // true for a MySQL (not MariaDB) server, whose JSON type needs a cast.
 func applyLiteral(b *strings.Builder, c *Column, v Value, mysql bool) error {
+	if err := applyLiteralOK(c, v); err != nil {
+		return err
+	}
 	switch v.Kind {
 	case Null:
 		b.WriteString("NULL")
 	case Int:
-		b.WriteString(strconv.FormatInt(v.I, 10))
+		var buf [24]byte
+		b.Write(strconv.AppendInt(buf[:0], v.I, 10))
 	case Uint:
-		b.WriteString(strconv.FormatUint(v.U, 10))
+		var buf [24]byte
+		b.Write(strconv.AppendUint(buf[:0], v.U, 10))
 	case Float, Double:
-		if math.IsNaN(v.F) || math.IsInf(v.F, 0) {
-			return fmt.Errorf("%v is not a value MySQL can store", v.F)
-		}
-		b.WriteString(strconv.FormatFloat(v.F, 'e', -1, 64))
+		var buf [32]byte
+		b.Write(strconv.AppendFloat(buf[:0], v.F, 'e', -1, 64))
 	case Decimal:
-		if !applyDecimalOK(v.S) {
-			return fmt.Errorf("decimal %q is not a decimal number", applyAbbrev(v.S))
-		}
 		b.WriteString(v.S)
 	case Text:
-		switch {
-		case c.Charset == "":
-			// No character set known: the bytes go as a binary string,
-			// which the server stores in the column's set unchanged.
-		case applyCharsetOK(c.Charset):
+		if c.Charset != "" {
+			// Without one the bytes go as a binary string, which the
+			// server stores in the column's set unchanged.
 			b.WriteString("_")
 			b.WriteString(c.Charset)
 			b.WriteByte(' ')
-		default:
-			return fmt.Errorf("character set %q is not a character set name", applyAbbrev(c.Charset))
 		}
 		applyHex(b, v.B)
 	case Bytes:
 		applyHex(b, v.B)
 	case Date, DateTime, Timestamp, Time:
-		if !applyTemporalOK(v.S) {
-			return fmt.Errorf("%s %q is not a %s value", v.Kind, applyAbbrev(v.S), v.Kind)
-		}
 		b.WriteByte('\'')
 		b.WriteString(v.S)
 		b.WriteByte('\'')
 	case Enum, Set:
-		if !utf8.ValidString(v.S) {
-			return fmt.Errorf("%s member %q is not UTF-8", v.Kind, applyAbbrev(v.S))
-		}
 		b.WriteString("_utf8mb4 ")
-		applyHex(b, []byte(v.S))
+		applyHexString(b, v.S)
 	case JSON:
-		if !json.Valid([]byte(v.S)) {
-			return fmt.Errorf("json %q is not a JSON document", applyAbbrev(v.S))
-		}
 		if mysql {
 			b.WriteString("CAST(_utf8mb4 ")
-			applyHex(b, []byte(v.S))
+			applyHexString(b, v.S)
 			b.WriteString(" AS JSON)")
 		} else {
 			b.WriteString("_utf8mb4 ")
-			applyHex(b, []byte(v.S))
+			applyHexString(b, v.S)
+		}
+	}
+	return nil
+}
+
+// applyLiteralOK reports whether applyLiteral can write v, a value of
+// column c, without writing it: the applier checks every value of a call
+// this way before it writes anything.
+func applyLiteralOK(c *Column, v Value) error {
+	switch v.Kind {
+	case Null, Int, Uint, Bytes:
+	case Float, Double:
+		if math.IsNaN(v.F) || math.IsInf(v.F, 0) {
+			return fmt.Errorf("%v is not a value MySQL can store", v.F)
+		}
+	case Decimal:
+		if !applyDecimalOK(v.S) {
+			return fmt.Errorf("decimal %q is not a decimal number", applyAbbrev(v.S))
+		}
+	case Text:
+		if c.Charset != "" && !applyCharsetOK(c.Charset) {
+			return fmt.Errorf("character set %q is not a character set name", applyAbbrev(c.Charset))
+		}
+	case Date, DateTime, Timestamp, Time:
+		if !applyTemporalOK(v.S) {
+			return fmt.Errorf("%s %q is not a %s value", v.Kind, applyAbbrev(v.S), v.Kind)
+		}
+	case Enum, Set:
+		if !utf8.ValidString(v.S) {
+			return fmt.Errorf("%s member %q is not UTF-8", v.Kind, applyAbbrev(v.S))
+		}
+	case JSON:
+		if !json.Valid([]byte(v.S)) {
+			return fmt.Errorf("json %q is not a JSON document", applyAbbrev(v.S))
 		}
 	default:
 		return fmt.Errorf("value of unknown kind %d", v.Kind)
@@ -404,7 +446,7 @@ func applyDeleteSQL(b *strings.Builder, r *Row, img []Value, all, mysql bool) er
 // applyCheckRow reports whether a row is well formed: op, names, as many
 // values as columns in the images its op needs, key indexes in range, and
 // every value renderable.
-func applyCheckRow(r *Row, mysql bool) error {
+func applyCheckRow(r *Row) error {
 	switch r.Op {
 	case Insert, Update, Delete:
 	default:
@@ -438,21 +480,24 @@ func applyCheckRow(r *Row, mysql bool) error {
 		}
 		seen[k] = true
 	}
-	var b strings.Builder
-	for _, img := range [][]Value{r.Before, r.After} {
+	for _, img := range [2][]Value{r.Before, r.After} {
 		for i, v := range img {
-			b.Reset()
-			if err := applyLiteral(&b, &r.Columns[i], v, mysql); err != nil {
+			if err := applyLiteralOK(&r.Columns[i], v); err != nil {
 				return fmt.Errorf("column %s: %w", r.Columns[i].Name, err)
 			}
 		}
 	}
-	var name strings.Builder
-	if err := applyTable(&name, r.Schema, r.Table); err != nil {
-		return err
+	// The names, as applyTable and applyColumnList check them.
+	if err := applyIdentOK(r.Schema); err != nil {
+		return fmt.Errorf("schema: %w", err)
 	}
-	if err := applyColumnList(&name, r); err != nil {
-		return err
+	if err := applyIdentOK(r.Table); err != nil {
+		return fmt.Errorf("table: %w", err)
+	}
+	for i := range r.Columns {
+		if err := applyIdentOK(r.Columns[i].Name); err != nil {
+			return fmt.Errorf("column: %w", err)
+		}
 	}
 	return nil
 }
@@ -478,39 +523,29 @@ type applyGroup struct {
 }
 
 // applyPlan groups rows (a batch's changes, in stream order) into
-// statements.
-func applyPlan(rows []*Row) []*applyGroup {
+// statements. keys holds each row's identities (applyRowKeys).
+func applyPlan(rows []*Row, keys [][2]string) []*applyGroup {
 	var groups []*applyGroup
 	open := map[string]int{} // table, op and columns -> the group that may take more
 	last := map[string]int{} // row identity -> the last group that touches it
-	var keys []string
-	for _, r := range rows {
-		keys = keys[:0]
-		if len(r.Key) == 0 {
-			keys = append(keys, rowTableKey(r.Schema, r.Table))
-		} else {
-			if r.Before != nil {
-				keys = append(keys, rowKey(r.Schema, r.Table, r.Key, r.Before))
-			}
-			if r.After != nil {
-				keys = append(keys, rowKey(r.Schema, r.Table, r.Key, r.After))
-			}
-		}
-		mergeable := len(r.Key) == 1 && (r.Op != Update || rowSameKey(r))
-		var shape string
+	var shape []byte
+	for i, r := range rows {
+		mergeable := len(r.Key) == 1 && (r.Op != Update || keys[i][1] == "")
 		if mergeable {
-			shape = applyShape(r)
-			if gi, ok := open[shape]; ok && len(groups[gi].rows) < applyMaxGroup {
+			shape = applyShape(shape[:0], r)
+			if gi, ok := open[string(shape)]; ok && len(groups[gi].rows) < applyMaxGroup {
 				free := true
-				for _, k := range keys {
+				for _, k := range keys[i] {
 					if li, seen := last[k]; seen && li >= gi {
 						free = false
 					}
 				}
 				if free {
 					groups[gi].rows = append(groups[gi].rows, r)
-					for _, k := range keys {
-						last[k] = gi
+					for _, k := range keys[i] {
+						if k != "" {
+							last[k] = gi
+						}
 					}
 					continue
 				}
@@ -519,31 +554,30 @@ func applyPlan(rows []*Row) []*applyGroup {
 		groups = append(groups, &applyGroup{op: r.Op, rows: []*Row{r}})
 		gi := len(groups) - 1
 		if mergeable {
-			open[shape] = gi
+			open[string(shape)] = gi
 		}
-		for _, k := range keys {
-			last[k] = gi
+		for _, k := range keys[i] {
+			if k != "" {
+				last[k] = gi
+			}
 		}
 	}
 	return groups
 }
 
-// applyShape names what rows must share to be merged: table, op, columns
-// and key.
-func applyShape(r *Row) string {
-	var b strings.Builder
-	b.WriteString(r.Schema)
-	b.WriteByte(0)
-	b.WriteString(r.Table)
-	b.WriteByte(0)
-	b.WriteByte(byte(r.Op))
+// applyShape appends to b what rows must share to be merged: table, op,
+// columns and key.
+func applyShape(b []byte, r *Row) []byte {
+	b = append(b, r.Schema...)
+	b = append(b, 0)
+	b = append(b, r.Table...)
+	b = append(b, 0, byte(r.Op))
 	for _, c := range r.Columns {
-		b.WriteByte(0)
-		b.WriteString(c.Name)
+		b = append(b, 0)
+		b = append(b, c.Name...)
 	}
-	b.WriteByte(0)
-	b.WriteString(strconv.Itoa(r.Key[0]))
-	return b.String()
+	b = append(b, 0)
+	return strconv.AppendInt(b, int64(r.Key[0]), 10)
 }
 
 // applyGroupSQL writes g's statement. Every row of it must match exactly

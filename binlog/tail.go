@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,23 +129,21 @@ func (t *Tailer) Run(ctx context.Context, from string, emit func(*Txn) error) er
 	db.Close()
 
 	cfg := replication.BinlogSyncerConfig{
-		ServerID:                t.opts.ServerID,
-		Flavor:                  flavor,
-		User:                    t.cfg.User,
-		Password:                t.cfg.Passwd,
-		Localhost:               "tandem-" + t.opts.Node,
-		Charset:                 "utf8mb4",
-		ParseTime:               false,
-		TimestampStringLocation: time.UTC,
-		UseDecimal:              false, // the exact text, with its scale
-		RenderJSONAsMySQLText:   true,  // MySQL JSON as the server prints it
-		HeartbeatPeriod:         time.Second,
-		ReadTimeout:             10 * time.Second,
-		DisableRetrySync:        true, // the caller resumes from the last Txn it accepted
-		VerifyChecksum:          true,
-		RowsEventDecodeFunc:     decodeRowsEvent,
-		Logger:                  slogFor(t.log),
-		TLSConfig:               t.cfg.TLS, // the DSN's tls=... if any
+		ServerID:        t.opts.ServerID,
+		Flavor:          flavor,
+		User:            t.cfg.User,
+		Password:        t.cfg.Passwd,
+		Localhost:       "tandem-" + t.opts.Node,
+		Charset:         "utf8mb4",
+		HeartbeatPeriod: time.Second,
+		ReadTimeout:     10 * time.Second,
+		// The syncer only reads the events; the loop below parses them
+		// (newParser), each once the assembler has seen the ones before
+		// it, so that the rows of a transaction it drops are not decoded.
+		RawModeEnabled:   true,
+		DisableRetrySync: true, // the caller resumes from the last Txn it accepted
+		Logger:           slogFor(t.log),
+		TLSConfig:        t.cfg.TLS, // the DSN's tls=... if any
 	}
 	if t.cfg.Net == "unix" {
 		socket := t.cfg.Addr
@@ -174,13 +173,18 @@ func (t *Tailer) Run(ctx context.Context, from string, emit func(*Txn) error) er
 
 	a := newAssembler(t.opts.Node, flavor, t.opts.Databases, newDecoder(charsets), t.log)
 	a.seen = t.opts.Seen
+	parser := newParser(flavor, a)
 	for {
-		ev, err := stream.GetEvent(ctx)
+		raw, err := stream.GetEvent(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("tail: binlog stream from %s: %w%s", t.cfg.Addr, err, streamHint(err))
+		}
+		ev, err := parser.Parse(raw.RawData)
+		if err != nil {
+			return fmt.Errorf("tail: binlog event at position %d from %s: %w", raw.Header.LogPos, t.cfg.Addr, err)
 		}
 		txns, err := a.event(ev)
 		if err != nil {
@@ -274,6 +278,11 @@ type assembler struct {
 	dec          *decoder
 	log          *zap.Logger
 
+	// undecoded are the row events the parser left undecoded, on the
+	// assembler's word that it would ignore them (see newParser); event
+	// takes each off as it reaches it.
+	undecoded []*replication.RowsEvent
+
 	// The group in progress; open is false between groups.
 	open       bool
 	inTxn      bool // BEGIN seen (or implied), so statements until XID/COMMIT belong to it
@@ -296,6 +305,50 @@ func newAssembler(node, flavor string, databases []string, dec *decoder, log *za
 		}
 	}
 	return a
+}
+
+// newParser returns a parser with the options the Tailer needs, which
+// decodes the values of a row event only when a is going to read them. A
+// transaction tandem applied (the peer's, which a drops) then costs the
+// reading of its event headers, not the decoding of every value: on a node
+// catching up, that is half the binlog it reads. The skip is safe because
+// a's decision only ever goes from keep to drop within a group (see
+// ignores), and a checks every event it is given (event): a row event left
+// undecoded that a would read stops the stream with an error.
+//
+// The caller must give a each event the parser returns, in order, before
+// parsing the next one: the decision reads a's state. a may be nil: then
+// every row event is decoded.
+func newParser(flavor string, a *assembler) *replication.BinlogParser {
+	p := replication.NewBinlogParser()
+	p.SetFlavor(flavor)
+	p.SetParseTime(false)
+	p.SetTimestampStringLocation(time.UTC)
+	p.SetUseDecimal(false)           // the exact text, with its scale
+	p.SetRenderJSONAsMySQLText(true) // MySQL JSON as the server prints it
+	p.SetVerifyChecksum(true)
+	if a == nil {
+		p.SetRowsEventDecodeFunc(decodeRowsEvent)
+		return p
+	}
+	p.SetRowsEventDecodeFunc(func(e *replication.RowsEvent, data []byte) error {
+		skipped, err := decodeRowsEventUnless(e, data, func(e *replication.RowsEvent) bool {
+			return a.ignores(string(e.Table.Schema), string(e.Table.Table))
+		})
+		if skipped {
+			a.undecoded = append(a.undecoded, e)
+		}
+		return err
+	})
+	return p
+}
+
+// ignores reports whether a row event of schema.table, coming now, is
+// passed over without reading its rows: the group is being dropped (it is
+// the peer's, applied here), the event writes the marker table (so the
+// group is), or the schema is not replicated.
+func (a *assembler) ignores(schema, table string) bool {
+	return a.drop || schema == MarkerSchema && table == MarkerTable || !a.replicated(schema)
 }
 
 // replicated reports whether a schema's changes are sent to the peer.
@@ -368,13 +421,24 @@ func (a *assembler) event(ev *replication.BinlogEvent) ([]*Txn, error) {
 		if e.Table == nil {
 			return nil, fmt.Errorf("row event at binlog position %d without its table map", ev.Header.LogPos)
 		}
+		undecoded := false
+		if i := slices.Index(a.undecoded, e); i >= 0 {
+			undecoded = true
+			a.undecoded = slices.Delete(a.undecoded, i, i+1)
+		}
 		schema, table := string(e.Table.Schema), string(e.Table.Table)
+		ignore := a.ignores(schema, table)
 		if schema == MarkerSchema && table == MarkerTable {
 			a.drop = true
 			a.rows = nil
 		}
-		if a.drop || !a.replicated(schema) {
+		if ignore {
 			return nil, nil
+		}
+		if undecoded {
+			// Cannot happen (see newParser); if it did, the rows would
+			// be lost without a word.
+			return nil, fmt.Errorf("transaction %s: the row event for %s.%s at binlog position %d was not decoded", a.gtid, schema, table, ev.Header.LogPos)
 		}
 		var op Op
 		switch e.Type() {

@@ -262,7 +262,13 @@ func DecodeTxn(b []byte) (*Txn, error) {
 		td := &tables[ref]
 		r.Schema, r.Table, r.Columns, r.Key = td.schema, td.table, td.cols, td.key
 		images := d.Uint8()
-		want := map[Op]byte{Insert: imageAfter, Update: imageBefore | imageAfter, Delete: imageBefore}[r.Op]
+		want := byte(imageBefore | imageAfter)
+		switch r.Op {
+		case Insert:
+			want = imageAfter
+		case Delete:
+			want = imageBefore
+		}
 		if d.Err() == nil && images != want {
 			d.Fail("row %d: %s with images %#x, want %#x", i, r.Op, images, want)
 			break

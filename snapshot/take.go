@@ -199,26 +199,25 @@ func (s *Store) build(ctx context.Context, tmp string, info *Info, prev *Info, o
 	if opts.Index != nil {
 		indexID = opts.Index.ID()
 	}
+	var prevM *manifest
 	prevEntries := map[string][]Entry{}
 	prevRoots := map[string]RootInfo{}
 	if prev != nil {
-		for _, r := range prev.Roots {
-			prevRoots[r.Name] = r
-		}
-		err := readManifestLazy(filepath.Join(s.dir, prev.ID, manifestName), func(e *Entry) error {
-			prevEntries[e.Root] = append(prevEntries[e.Root], *e)
-			return nil
-		})
+		m, err := loadManifest(filepath.Join(s.dir, prev.ID), true)
 		if err != nil {
 			// The previous snapshot stays; this one is taken in full.
 			s.log.Warn("previous manifest unreadable; comparing the live trees in full", zap.String("prev", prev.ID), zap.Error(err))
-			prevEntries, prevRoots = map[string][]Entry{}, map[string]RootInfo{}
+		} else {
+			prevM, prevEntries = m, m.entries
+			for _, r := range prev.Roots {
+				prevRoots[r.Name] = r
+			}
 		}
 	}
 	if err := os.Mkdir(filepath.Join(tmp, filesDir), 0o700); err != nil {
 		return err
 	}
-	mw, err := newManifestWriter(filepath.Join(tmp, manifestName))
+	mw, err := s.startManifest(tmp, prev, prevM)
 	if err != nil {
 		return err
 	}
@@ -312,6 +311,38 @@ func (s *Store) build(ctx context.Context, tmp string, info *Info, prev *Info, o
 	return sy.wait()
 }
 
+// startManifest creates the manifest of the snapshot being built in tmp:
+// a delta against prev's manifest m (nil: unreadable) while m's chain is
+// short and light enough and its files can be linked into tmp, else a
+// full one.
+func (s *Store) startManifest(tmp string, prev *Info, m *manifest) (*manifestWriter, error) {
+	path := filepath.Join(tmp, manifestName)
+	if prev == nil || m == nil {
+		return newManifestWriter(path, "", nil)
+	}
+	deltas, full := m.deltaBytes()
+	if len(m.chain) >= manifestChainMax || deltas >= full/2 {
+		return newManifestWriter(path, "", nil)
+	}
+	var linked []string
+	for i, part := range m.chain {
+		name := part.name
+		if i == 0 {
+			name = chainPartName(prev.ID)
+		}
+		dst := filepath.Join(tmp, name)
+		if err := os.Link(filepath.Join(s.dir, prev.ID, part.name), dst); err != nil {
+			s.log.Warn("cannot link the previous manifest; writing a full one", zap.String("prev", prev.ID), zap.Error(err))
+			for _, p := range linked {
+				os.Remove(p)
+			}
+			return newManifestWriter(path, "", nil)
+		}
+		linked = append(linked, dst)
+	}
+	return newManifestWriter(path, prev.ID, m.entries)
+}
+
 // builder writes one root's tree of a snapshot.
 type builder struct {
 	ctx      context.Context
@@ -336,6 +367,10 @@ type builder struct {
 	hasher *blake3.Hasher
 	buf    []byte
 	n      int
+
+	// linkDir is the directory (rel) of the last path linked, linkSrc and
+	// linkDst its full path in the previous and the new snapshot.
+	linkDir, linkSrc, linkDst string
 }
 
 // incremental links every path of the previous manifest that is not in
@@ -455,10 +490,20 @@ func (b *builder) lstat(rel string, st *unix.Stat_t) error {
 	return nil
 }
 
+// splitRel splits a slash path into its directory ("" at the top) and
+// name, without allocating.
+func splitRel(rel string) (dir, name string) {
+	i := strings.LastIndexByte(rel, '/')
+	if i < 0 {
+		return "", rel
+	}
+	return rel[:i], rel[i+1:]
+}
+
 // parentMade reports whether rel's directory exists in the new snapshot.
 func (b *builder) parentMade(rel string) bool {
-	d := path.Dir(rel)
-	return d == "." || b.made[d]
+	d, _ := splitRel(rel)
+	return d == "" || b.made[d]
 }
 
 // fromPrev puts the previous snapshot's e into the new one: a directory is
@@ -467,17 +512,22 @@ func (b *builder) fromPrev(e *Entry) error {
 	if !b.parentMade(e.Path) {
 		return nil // its directory was deleted or replaced
 	}
-	dst := filepath.Join(b.dst, filepath.FromSlash(e.Path))
 	switch e.Type {
 	case Dir:
-		if err := os.Mkdir(dst, 0o700); err != nil {
+		if err := os.Mkdir(filepath.Join(b.dst, filepath.FromSlash(e.Path)), 0o700); err != nil {
 			return err
 		}
 		b.made[e.Path] = true
 		b.dirs = append(b.dirs, *e)
 		b.tot.Dirs++
 	default:
-		if err := b.links.link(filepath.Join(b.prevDst, filepath.FromSlash(e.Path)), dst, e); err != nil {
+		dir, name := splitRel(e.Path)
+		if dir != b.linkDir || b.linkSrc == "" {
+			b.linkDir = dir
+			b.linkSrc = filepath.Join(b.prevDst, filepath.FromSlash(dir))
+			b.linkDst = filepath.Join(b.dst, filepath.FromSlash(dir))
+		}
+		if err := b.links.add(b.linkSrc, b.linkDst, name, e); err != nil {
 			return err
 		}
 		b.tot.Linked++

@@ -50,7 +50,7 @@ func (s *Store) Manifest(id string, fn func(*Entry) error) error {
 	if _, err := s.Get(id); err != nil {
 		return err
 	}
-	return readManifest(filepath.Join(s.dir, id, manifestName), fn)
+	return readManifest(filepath.Join(s.dir, id), fn)
 }
 
 // Verify checks snapshot id against its manifest: every path is there with
@@ -70,7 +70,7 @@ func (s *Store) Verify(ctx context.Context, id string, o VerifyOptions) (VerifyR
 	h := blake3.New()
 	buf := make([]byte, 256<<10)
 	n := 0
-	err = readManifest(filepath.Join(s.dir, id, manifestName), func(e *Entry) error {
+	err = readManifest(filepath.Join(s.dir, id), func(e *Entry) error {
 		if n++; n%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
