@@ -124,8 +124,14 @@ type Applier struct {
 	mysql   bool   // the server is MySQL, not MariaDB
 	session string // the SET statement every connection runs first
 
-	mu      sync.Mutex // serialises Apply and Applied; guards origins and generated
+	mu      sync.Mutex // serialises Apply and Applied; guards origins, generated and the prune
 	origins map[string]*applyOrigin
+	// pruning, when not nil, is closed when the marker prune the last
+	// Apply started in the background has ended; pruneErr is then its
+	// error. See pruneStart.
+	pruning  chan struct{}
+	pruneErr error
+	prunes   sync.WaitGroup // the background prunes, for Close
 	// generated caches each table's generated columns ("schema\x00table"
 	// to names), which are left out of the statements; cleared by DDL.
 	generated map[string]map[string]bool
@@ -195,11 +201,11 @@ const (
 	// max_allowed_packet (16 MiB on MariaDB, 64 MiB on MySQL 8).
 	applyBatchBytes = 4 << 20
 	// applyPruneEvery is how many applied transactions leave marker rows
-	// before they are pruned. The prune runs in the stream, between two
-	// Apply calls, so everything queued waits for its DELETE: small and
-	// often keeps that wait within the noise, where 2000 rows at once
-	// took 20-60 ms on a busy 2-core machine (cmd/tandem BenchmarkRows
-	// with -rows.slowlog), a stall every 2000 transactions.
+	// before they are pruned. The prune runs beside the next Apply call
+	// (pruneStart), but that call's successor waits for it: small and
+	// often keeps that wait short, where 2000 rows at once took 20-60 ms
+	// on a busy 2-core machine (cmd/tandem BenchmarkRows with
+	// -rows.slowlog).
 	applyPruneEvery = 256
 	// applySQLMode is strict (no silent truncation) but accepts what a lax
 	// source may have stored (zero dates), and takes 0 in an
@@ -285,8 +291,12 @@ func (a *Applier) init(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the applier's connections.
-func (a *Applier) Close() error { return a.db.Close() }
+// Close waits for a marker prune still running, then closes the
+// applier's connections. A prune cut short is done again later.
+func (a *Applier) Close() error {
+	a.prunes.Wait()
+	return a.db.Close()
+}
 
 // Applied returns the checkpoint for origin: the seq and GTID of the last
 // transaction up to which the origin's whole stream is applied; 0 and ""
@@ -294,6 +304,9 @@ func (a *Applier) Close() error { return a.db.Close() }
 func (a *Applier) Applied(ctx context.Context, origin string) (seq uint64, gtid string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.pruneWait(); err != nil {
+		return 0, "", err
+	}
 	st, err := a.load(ctx, origin)
 	if err != nil {
 		return 0, "", err
@@ -370,6 +383,9 @@ func (a *Applier) load(ctx context.Context, origin string) (*applyOrigin, error)
 func (a *Applier) Apply(ctx context.Context, txns []*Txn) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.pruneWait(); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
 	if err := a.checkTxns(txns); err != nil {
 		return err
 	}
@@ -466,7 +482,7 @@ func (a *Applier) applyStream(ctx context.Context, origin string, txns []*Txn) e
 	st.last, st.lastGTID = cur, curGTID
 	st.sincePrune += len(items)
 	if st.sincePrune >= applyPruneEvery && len(st.ahead) == 0 && len(st.pendingDDL) == 0 {
-		if err := a.prune(ctx, origin, st.last); err != nil {
+		if err := a.pruneStart(ctx, origin, st.last); err != nil {
 			return err
 		}
 		st.sincePrune = 0
@@ -829,6 +845,44 @@ func applyExec(ctx context.Context, conn *sql.Conn, q string) ([]int64, error) {
 		return nil
 	})
 	return counts, err
+}
+
+// pruneStart starts pruning origin's marker rows below upTo in the
+// background (after waiting for the prune before, if one runs), so that
+// the next Apply call does not wait for it: in the stream, with the
+// server's binlog write of every deleted row, it stalled the catch-up
+// every 512 transactions. It runs on its own connection, beside the next
+// call's workers, which write only marker rows above upTo (and take no
+// lock the prune's range takes), and is done before anything else reads
+// or rewrites the marker rows: Apply, Applied and FinishLoad wait for it
+// first (pruneWait), and return its error. Called with mu held.
+func (a *Applier) pruneStart(ctx context.Context, origin string, upTo uint64) error {
+	if err := a.pruneWait(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	a.pruning = done
+	// Not ended by the end of the call (or of the stream): a prune cut
+	// short is only work to do again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	a.prunes.Go(func() {
+		defer close(done)
+		defer cancel()
+		a.pruneErr = a.prune(ctx, origin, upTo)
+	})
+	return nil
+}
+
+// pruneWait waits for the background prune, if one was started, and
+// returns its error. Called with mu held.
+func (a *Applier) pruneWait() error {
+	if a.pruning == nil {
+		return nil
+	}
+	<-a.pruning
+	err := a.pruneErr
+	a.pruning, a.pruneErr = nil, nil
+	return err
 }
 
 // prune deletes origin's marker rows below the checkpoint upTo, whose row

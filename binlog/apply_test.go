@@ -332,6 +332,41 @@ func TestApply(t *testing.T) {
 		}
 	})
 
+	t.Run("PrunesMarkersBesideTheNextCall", func(t *testing.T) {
+		s.Exec("CREATE TABLE shop.pr (id INT PRIMARY KEY, n INT NOT NULL)", "INSERT INTO shop.pr VALUES (1, 0)")
+		pr := testTable{schema: "shop", name: "pr", key: []int{0}, cols: []Column{{Name: "id"}, {Name: "n"}}}
+		a, _ := testApplier(t, s, "beta", ApplierOptions{})
+		var txns []*Txn
+		for i := int64(1); i <= 3*applyPruneEvery; i++ {
+			txns = append(txns, testTxn("prune", uint64(i), t0, pr.upd([]Value{vI(1), vI(i - 1)}, []Value{vI(1), vI(i)})))
+		}
+		// Each call leaves a prune running; the next one waits for it
+		// and writes the rows above it meanwhile.
+		for i := 0; i < len(txns); i += applyPruneEvery {
+			if err := a.Apply(ctx, txns[i:i+applyPruneEvery]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seq, gtid, err := a.Applied(ctx, "prune") // waits for the last prune
+		if want := uint64(len(txns)); err != nil || seq != want || gtid != fmt.Sprintf("0-9-%d", want) {
+			t.Errorf("Applied = %d %q %v, want %d", seq, gtid, err, want)
+		}
+		if n := testQueryInt(t, db, "SELECT COUNT(*) FROM tandem.applied WHERE origin = 'prune'"); n != 1 {
+			t.Errorf("%d marker rows left after the prunes, want 1 (the anchor)", n)
+		}
+		if n := testQueryInt(t, db, "SELECT n FROM shop.pr WHERE id = 1"); n != int64(len(txns)) {
+			t.Errorf("counter = %d, want %d", n, len(txns))
+		}
+		// A fresh applier (as after a restart) resumes at the anchor.
+		b, _ := testApplier(t, s, "beta", ApplierOptions{})
+		if seq, _, err := b.Applied(ctx, "prune"); err != nil || seq != uint64(len(txns)) {
+			t.Errorf("Applied after a restart = %d %v, want %d", seq, err, len(txns))
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+
 	t.Run("MarkerFirstAndSkipReplication", func(t *testing.T) {
 		s.Exec("FLUSH BINARY LOGS", "CREATE TABLE shop.mark (id INT PRIMARY KEY)")
 		a, _ := testApplier(t, s, "beta", ApplierOptions{})

@@ -249,6 +249,38 @@ func TestParserSkipsDroppedRows(t *testing.T) {
 	}
 }
 
+// TestFeedSkipsDroppedEvents: fed raw events as the Tailer's syncer reads
+// them, the assembler parses neither the table maps nor the row events of a
+// group it drops once it knows (here: after the marker row), and makes the
+// same Txns as from fully parsed events.
+func TestFeedSkipsDroppedEvents(t *testing.T) {
+	want := parseBinlogFile(t, goldenBinlog)
+	a := newAssembler("alpha", "mariadb", nil, newDecoder(nil), zap.NewNop())
+	p := newParser("mariadb", a)
+	rawParser := replication.NewBinlogParser()
+	rawParser.SetRawMode(true)
+	rawParser.SetVerifyChecksum(true)
+	var got []*Txn
+	unparsed := 0
+	err := rawParser.ParseFile(goldenBinlog, 0, func(raw *replication.BinlogEvent) error {
+		if a.open && a.drop && droppableEvent(raw.Header.EventType) {
+			unparsed++
+		}
+		txns, err := a.feed(p, raw)
+		got = append(got, txns...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unparsed == 0 {
+		t.Error("no event of the marker transaction went unparsed")
+	}
+	if !reflect.DeepEqual(golden(got), golden(want)) {
+		t.Errorf("Txns from raw events differ from those of the parsed file:\n%v\n%v", golden(got), golden(want))
+	}
+}
+
 // TestAssemblerRefusesUndecodedRows: a row event the parser left undecoded
 // that the assembler would read stops it, rather than losing its rows.
 func TestAssemblerRefusesUndecodedRows(t *testing.T) {

@@ -548,6 +548,9 @@ func (a *Applier) Load(ctx context.Context, t *Txn) error {
 func (a *Applier) FinishLoad(ctx context.Context, origin, gtid string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.pruneWait(); err != nil {
+		return fmt.Errorf("finish load: %w", err)
+	}
 	seq, err := seedSeqOf(gtid)
 	if err != nil {
 		return fmt.Errorf("finish load: %w", err)

@@ -137,10 +137,12 @@ func (t *Tailer) Run(ctx context.Context, from string, emit func(*Txn) error) er
 		Charset:         "utf8mb4",
 		HeartbeatPeriod: time.Second,
 		ReadTimeout:     10 * time.Second,
-		// The syncer only reads the events; the loop below parses them
-		// (newParser), each once the assembler has seen the ones before
-		// it, so that the rows of a transaction it drops are not decoded.
+		// The syncer only reads the events (and checks their checksums);
+		// the loop below parses them (assembler.feed), each once the
+		// assembler has seen the ones before it, so that the rows of a
+		// transaction it drops are not decoded.
 		RawModeEnabled:   true,
+		VerifyChecksum:   true,
 		DisableRetrySync: true, // the caller resumes from the last Txn it accepted
 		Logger:           slogFor(t.log),
 		TLSConfig:        t.cfg.TLS, // the DSN's tls=... if any
@@ -182,11 +184,7 @@ func (t *Tailer) Run(ctx context.Context, from string, emit func(*Txn) error) er
 			}
 			return fmt.Errorf("tail: binlog stream from %s: %w%s", t.cfg.Addr, err, streamHint(err))
 		}
-		ev, err := parser.Parse(raw.RawData)
-		if err != nil {
-			return fmt.Errorf("tail: binlog event at position %d from %s: %w", raw.Header.LogPos, t.cfg.Addr, err)
-		}
-		txns, err := a.event(ev)
+		txns, err := a.feed(parser, raw)
 		if err != nil {
 			return fmt.Errorf("tail: %w", err)
 		}
@@ -341,6 +339,37 @@ func newParser(flavor string, a *assembler) *replication.BinlogParser {
 		return err
 	})
 	return p
+}
+
+// feed parses an event the syncer read without parsing it (raw mode) with
+// p, a parser from newParser(flavor, a), and gives it to event. A table map
+// or row event of a group being dropped is not even parsed: a reads nothing
+// of it, and no later group refers to its table map (every statement
+// brings its own).
+func (a *assembler) feed(p *replication.BinlogParser, raw *replication.BinlogEvent) ([]*Txn, error) {
+	if a.open && a.drop && droppableEvent(raw.Header.EventType) {
+		return nil, nil
+	}
+	ev, err := p.Parse(raw.RawData)
+	if err != nil {
+		return nil, fmt.Errorf("binlog event at position %d: %w", raw.Header.LogPos, err)
+	}
+	return a.event(ev)
+}
+
+// droppableEvent reports whether events of type t may go unparsed in a
+// dropped group: table maps and row events.
+func droppableEvent(t replication.EventType) bool {
+	switch t {
+	case replication.TABLE_MAP_EVENT,
+		replication.WRITE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv0,
+		replication.WRITE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv1,
+		replication.WRITE_ROWS_EVENTv2, replication.UPDATE_ROWS_EVENTv2, replication.DELETE_ROWS_EVENTv2,
+		replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1, replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1,
+		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1, replication.PARTIAL_UPDATE_ROWS_EVENT:
+		return true
+	}
+	return false
 }
 
 // ignores reports whether a row event of schema.table, coming now, is
