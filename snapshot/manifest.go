@@ -105,11 +105,16 @@ const deleted Type = '-'
 // manifestChainMax is how many delta manifests may lead from a snapshot to
 // the full manifest its chain ends at; the next snapshot writes a full one.
 // A chain also ends once its deltas add up to half the full manifest's
-// size. With 1% of the files changing per snapshot, a delta is about 1% of
+// size (and manifestChainSmall). With 1% of the files changing per snapshot, a delta is about 1% of
 // a full manifest, and a snapshot costs about (full/32 + delta) of
 // manifest instead of a full one; a chain part lost costs at most 32
 // snapshots' manifests.
 const manifestChainMax = 32
+
+// manifestChainSmall is what the deltas of a chain may add up to whatever
+// the full manifest's size: for a small tree, a full manifest costs no
+// more than a delta.
+const manifestChainSmall = 64 << 10
 
 // manifestReadMax bounds the chain a reader follows (a loop, a corrupted
 // store), well above what manifestChainMax writes.
@@ -135,7 +140,8 @@ type manifestWriter struct {
 
 	// parent is the snapshot a delta is against ("": a full manifest), prev
 	// its entries by root. An entry added that is the very same *Entry as
-	// prev's (the builder passes prev's own) is unchanged.
+	// prev's (the builder passes prev's own), or parsed and equal to it, is
+	// unchanged.
 	parent string
 	prev   map[string][]Entry
 	base   []Entry // prev's entries of root
@@ -197,7 +203,7 @@ func (w *manifestWriter) add(e *Entry) error {
 			w.next++
 		}
 		if w.next < len(w.base) && w.base[w.next].Path == e.Path {
-			same := e == &w.base[w.next]
+			same := e == &w.base[w.next] || sameEntry(e, &w.base[w.next])
 			w.next++
 			if same {
 				return w.write(b)
@@ -248,6 +254,13 @@ func (w *manifestWriter) write(b []byte) error {
 	}
 	_, err := w.bw.Write(b)
 	return err
+}
+
+// sameEntry reports whether two parsed entries say the same.
+func sameEntry(a, b *Entry) bool {
+	return !a.lazy && !b.lazy && a.Type == b.Type && a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID &&
+		a.Size == b.Size && a.MtimeNs == b.MtimeNs && a.Hash == b.Hash && a.Target == b.Target &&
+		a.Ino == b.Ino && a.CtimeNs == b.CtimeNs && a.Changing == b.Changing
 }
 
 func appendDeleted(b []byte, p string) []byte {

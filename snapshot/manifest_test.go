@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -96,4 +97,30 @@ func FuzzParseEntry(f *testing.F) {
 			t.Errorf("parseEntry(%q) accepted path %q", s, e.Path)
 		}
 	})
+}
+
+// TestReadManifestV1 reads a manifest written before delta manifests
+// existed (testdata/manifest-v1.tsv.zst, by the writer of commit 40e42d1).
+func TestReadManifestV1(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "manifest-v1.tsv.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, manifestName), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := []Entry{
+		{Root: "www", Path: "a", Type: Dir, Mode: 0o755, UID: 33, GID: 33, MtimeNs: 1700000000000000000, Ino: 10, CtimeNs: 1700000000000000001},
+		{Root: "www", Path: "a/b c", Type: File, Mode: 0o644 | fs.ModeSetgid, UID: 33, GID: 33, Size: 5, MtimeNs: 1700000000000000002, Hash: [32]byte{0xab, 1}, Ino: 11, CtimeNs: 1700000000000000003},
+		{Root: "www", Path: "a/link", Type: Symlink, Mode: 0o777, Target: "b c", Ino: 12},
+		{Root: "other", Path: "x\tü", Type: File, Mode: 0o600, Size: 0, Changing: true, Ino: 13},
+	}
+	var got []Entry
+	if err := readManifest(dir, func(e *Entry) error { got = append(got, *e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("read %+v\nwant %+v", got, want)
+	}
 }

@@ -321,7 +321,7 @@ func (s *Store) startManifest(tmp string, prev *Info, m *manifest) (*manifestWri
 		return newManifestWriter(path, "", nil)
 	}
 	deltas, full := m.deltaBytes()
-	if len(m.chain) >= manifestChainMax || deltas >= full/2 {
+	if len(m.chain) >= manifestChainMax || deltas >= max(full/2, manifestChainSmall) {
 		return newManifestWriter(path, "", nil)
 	}
 	var linked []string
