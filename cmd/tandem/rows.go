@@ -64,6 +64,7 @@ func (d *daemon) newRows(ctx context.Context) error {
 	applier, err := binlog.NewApplier(ctx, binlog.ApplierOptions{
 		DSN: cfg.MySQL.DSN, Node: cfg.Node, Rule: cfg.MySQL.Conflict, Primary: d.primary,
 		LocalClock: caughtUp, Conflicts: d.conflicts, Log: d.log, Databases: cfg.MySQL.Databases,
+		SkipBinlog: cfg.MySQL.SkipBinlog(),
 	})
 	if err != nil {
 		return err

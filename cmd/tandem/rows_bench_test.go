@@ -46,6 +46,7 @@ var (
 	rowsThreads     = flag.Int("rows.threads", 4, "BenchmarkRows: sysbench threads")
 	rowsTableSize   = flag.Int("rows.tablesize", 10000, "BenchmarkRows: rows in each of the 4 sysbench tables")
 	rowsPprof       = flag.String("rows.pprof", "", "BenchmarkRows: directory to save CPU profiles of both daemons during the tandem cases")
+	rowsLogApplied  = flag.Bool("rows.logapplied", true, "BenchmarkRows: the daemons' [mysql] log_applied (false: applied with sql_log_bin=0)")
 	rowsSlowLog     = flag.Duration("rows.slowlog", 0, "BenchmarkRows: if set, beta's and the replica's servers log statements slower than this to files in the temp dir (logged, kept)")
 )
 
@@ -223,7 +224,7 @@ func startRowsBench(b *testing.B) *rowsBench {
 		}
 		rb.servers[i] = mysqltest.Start(b, mysqltest.Options{ServerID: uint32(i + 1), Args: args})
 		rb.dbs[i] = prepare(rb.servers[i])
-		extra[name] = fmt.Sprintf("\n[mysql]\ndsn = %q\nserver_id = %d\ndatabases = [\"bench\"]\n", rb.servers[i].DSN(""), 1001+i)
+		extra[name] = fmt.Sprintf("\n[mysql]\ndsn = %q\nserver_id = %d\ndatabases = [\"bench\"]\nlog_applied = %t\n", rb.servers[i].DSN(""), 1001+i, *rowsLogApplied)
 	}
 	rb.primary = mysqltest.Start(b, mysqltest.Options{ServerID: 3})
 	rb.replica = mysqltest.Start(b, mysqltest.Options{ServerID: 4, Args: slowLog("replica")})
