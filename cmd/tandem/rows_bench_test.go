@@ -46,7 +46,7 @@ var (
 	rowsThreads     = flag.Int("rows.threads", 4, "BenchmarkRows: sysbench threads")
 	rowsTableSize   = flag.Int("rows.tablesize", 10000, "BenchmarkRows: rows in each of the 4 sysbench tables")
 	rowsPprof       = flag.String("rows.pprof", "", "BenchmarkRows: directory to save CPU profiles of both daemons during the tandem cases")
-	rowsLogApplied  = flag.Bool("rows.logapplied", true, "BenchmarkRows: the daemons' [mysql] log_applied (false: applied with sql_log_bin=0)")
+	rowsLogApplied  = flag.Bool("rows.logapplied", false, "BenchmarkRows: the daemons' [mysql] log_applied (true: the applied transactions go into beta's binlog too)")
 	rowsSlowLog     = flag.Duration("rows.slowlog", 0, "BenchmarkRows: if set, beta's and the replica's servers log statements slower than this to files in the temp dir (logged, kept)")
 )
 

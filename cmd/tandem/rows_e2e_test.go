@@ -343,47 +343,58 @@ func TestRowsSeedEmptyPeer(t *testing.T) {
 	}
 }
 
-// TestRowsLogAppliedFalse: with [mysql] log_applied = false the peer's
-// transactions are applied outside the binlog: both sides converge, and
-// the receiving server's binlog position does not move for them.
-func TestRowsLogAppliedFalse(t *testing.T) {
-	rp := startRowPair(t, 0)
-	for _, n := range rp.nodes {
-		data, err := os.ReadFile(n.ConfigPath())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := strings.LastIndex(string(data), "\n["); i < 0 || !strings.HasPrefix(string(data[i+1:]), "[mysql]") {
-			t.Fatalf("%s's config does not end with its [mysql] section:\n%s", n.Name, data)
-		}
-		if err := os.WriteFile(n.ConfigPath(), append(data, "log_applied = false\n"...), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rp.start(t)
-	rp.exec(t, 1, "INSERT INTO items (name, qty) VALUES ('plum', 3)")
-	rp.waitConverged(t, 30*time.Second, "shop.items")
-	binlogPos := func(db *sql.DB) string {
-		var pos string
-		if err := db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
-			t.Fatal(err)
-		}
-		return pos
-	}
-	before := binlogPos(rp.dbs[1])
-	rp.exec(t, 0, "INSERT INTO items (name, qty) VALUES ('apple', 1), ('pear', 2)")
-	rp.exec(t, 0, "UPDATE items SET qty = 7 WHERE name = 'plum'")
-	rp.waitConverged(t, 30*time.Second, "shop.items")
-	if after := binlogPos(rp.dbs[1]); after != before {
-		t.Errorf("beta's binlog moved from %q to %q while it only applied alpha's transactions", before, after)
-	}
-	if n := count(t, rp.dbs[1], "SELECT COUNT(*) FROM tandem.applied WHERE origin = 'alpha'"); n < 1 {
-		t.Errorf("beta has no marker rows for alpha's transactions")
-	}
-	// beta's own writes still reach alpha.
-	rp.exec(t, 1, "DELETE FROM items WHERE name = 'pear'")
-	rp.waitConverged(t, 30*time.Second, "shop.items")
-	if n := count(t, rp.dbs[0], "SELECT COUNT(*) FROM items"); n != 2 {
-		t.Errorf("alpha has %d items, want 2", n)
+// TestRowsLogApplied: by default (log_applied = false) the peer's
+// transactions are applied outside the binlog: the receiving server's
+// binlog position does not move for them; with log_applied = true it does,
+// and nothing echoes. Both converge.
+func TestRowsLogApplied(t *testing.T) {
+	for _, logApplied := range []bool{false, true} {
+		t.Run(fmt.Sprintf("log_applied=%t", logApplied), func(t *testing.T) {
+			rp := startRowPair(t, 0)
+			if logApplied {
+				for _, n := range rp.nodes {
+					data, err := os.ReadFile(n.ConfigPath())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if i := strings.LastIndex(string(data), "\n["); i < 0 || !strings.HasPrefix(string(data[i+1:]), "[mysql]") {
+						t.Fatalf("%s's config does not end with its [mysql] section:\n%s", n.Name, data)
+					}
+					if err := os.WriteFile(n.ConfigPath(), append(data, "log_applied = true\n"...), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			rp.start(t)
+			rp.exec(t, 1, "INSERT INTO items (name, qty) VALUES ('plum', 3)")
+			rp.waitConverged(t, 30*time.Second, "shop.items")
+			binlogPos := func(db *sql.DB) string {
+				var pos string
+				if err := db.QueryRow("SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+					t.Fatal(err)
+				}
+				return pos
+			}
+			before, sentBefore := binlogPos(rp.dbs[1]), statusCLI(t, rp.nodes[1]).Rows.SentTxns
+			rp.exec(t, 0, "INSERT INTO items (name, qty) VALUES ('apple', 1), ('pear', 2)")
+			rp.exec(t, 0, "UPDATE items SET qty = 7 WHERE name = 'plum'")
+			rp.waitConverged(t, 30*time.Second, "shop.items")
+			after := binlogPos(rp.dbs[1])
+			if moved := after != before; moved != logApplied {
+				t.Errorf("beta's binlog went from %q to %q while it only applied alpha's transactions; with log_applied = %t it should move: %t", before, after, logApplied, logApplied)
+			}
+			if n := count(t, rp.dbs[1], "SELECT COUNT(*) FROM tandem.applied WHERE origin = 'alpha'"); n < 1 {
+				t.Errorf("beta has no marker rows for alpha's transactions")
+			}
+			if sent := statusCLI(t, rp.nodes[1]).Rows.SentTxns; sent != sentBefore {
+				t.Errorf("beta sent %d transactions while only applying alpha's: an echo", sent-sentBefore)
+			}
+			// beta's own writes still reach alpha.
+			rp.exec(t, 1, "DELETE FROM items WHERE name = 'pear'")
+			rp.waitConverged(t, 30*time.Second, "shop.items")
+			if n := count(t, rp.dbs[0], "SELECT COUNT(*) FROM items"); n != 2 {
+				t.Errorf("alpha has %d items, want 2", n)
+			}
+		})
 	}
 }
