@@ -30,7 +30,7 @@ func (n *Node) dialLoop(ctx context.Context) {
 		if n.opts.Now().Sub(start) > healthyAfter {
 			attempt = 0
 		}
-		wait := backoff(attempt, n.opts.MaxBackoff)
+		wait := n.backoff(attempt, n.opts.MaxBackoff)
 		attempt++
 		n.update(func(s *PeerStatus) {
 			if s.Connected || s.Since.IsZero() {
@@ -48,6 +48,9 @@ func (n *Node) dialLoop(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-n.wake:
+			t.Stop()
+			n.log.Debug("the peer dialed us: redialing now")
 		}
 	}
 }
@@ -73,6 +76,10 @@ func (n *Node) session(ctx context.Context) error {
 		s.Connects++
 	})
 	n.log.Info("connected to peer", zap.String("peer", w.Node), zap.String("address", addr), zap.Uint16("version", w.Version))
+	select {
+	case <-n.wake: // the peer's dial that came before this link: spent
+	default:
+	}
 
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

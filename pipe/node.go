@@ -85,6 +85,13 @@ type Node struct {
 	status  PeerStatus
 	changed chan struct{}
 	inbound *ssh.ServerConn
+
+	// wake cuts a redial wait short: the peer just dialed us, so it is
+	// up again and our own link to it can come back now, not after the
+	// backoff (up to MaxBackoff, during which nothing flows our way).
+	wake chan struct{}
+	// backoff is the redial wait (the backoff function; tests replace it).
+	backoff func(attempt int, max time.Duration) time.Duration
 }
 
 // New checks opts and returns a Node ready to Listen and Run.
@@ -116,6 +123,8 @@ func New(opts Options) (*Node, error) {
 		changed:   make(chan struct{}),
 		limiter:   newLogLimiter(opts.Now, time.Minute),
 		ln:        opts.Listener,
+		wake:      make(chan struct{}, 1),
+		backoff:   backoff,
 	}
 	n.status = PeerStatus{Name: opts.Peer.Name, Address: opts.Peer.Address}
 	n.sconf = &ssh.ServerConfig{

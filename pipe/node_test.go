@@ -345,6 +345,26 @@ func TestPeerRestartReconnects(t *testing.T) {
 	}
 }
 
+// TestInboundCutsRedialWait: a node waiting to redial its peer (here for
+// an hour) dials at once when the peer dials it: the peer is back, and
+// what this node sends travels on its own link.
+func TestInboundCutsRedialWait(t *testing.T) {
+	a, b := pair(t)
+	bAddr := b.addr()
+	b.ln.Close() // beta is down: alpha's dials are refused
+	a.start(t, "beta", bAddr, func(n *Node) {
+		n.backoff = func(int, time.Duration) time.Duration { return time.Hour }
+	})
+	waitStatus(t, a, "a refused dial", func(s PeerStatus) bool { return s.LastError != "" })
+	ln, err := net.Listen("tcp", bAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ln = ln
+	b.start(t, "alpha", a.addr(), nil)
+	waitStatus(t, a, "alpha's own link to beta up, long before its hour of backoff", func(s PeerStatus) bool { return s.Connected })
+}
+
 func TestBackoff(t *testing.T) {
 	max := 3 * time.Second
 	for a := 0; a < 20; a++ {

@@ -234,6 +234,10 @@ func (n *Node) setInbound(sconn *ssh.ServerConn, m *Hello) {
 	if old != nil && old != sconn {
 		old.Close()
 	}
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
 	n.update(func(s *PeerStatus) {
 		s.Inbound = true
 		s.PeerEpoch = m.Epoch
