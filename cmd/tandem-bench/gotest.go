@@ -69,6 +69,23 @@ func goTest(ctx context.Context, logf func(string, ...any), args ...string) (str
 	return string(out), err
 }
 
+// failure says why a go test run gave no figures (or, with found, what
+// went wrong after it gave some): its skip reason, its error, or none.
+func failure(out string, err error, found bool, none string) string {
+	why := "not measured: "
+	if found {
+		why = "then failed: "
+	}
+	switch skip := skipReason(out); {
+	case skip != "":
+		return why + skip
+	case err != nil:
+		return why + fmt.Sprintf("go test: %v: %s", err, lastLine(out))
+	default:
+		return why + none
+	}
+}
+
 // lastLine is the last non-empty line of s, for error messages.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
@@ -118,18 +135,7 @@ func database(ctx context.Context, logf func(string, ...any), tb *table, lagFor,
 	if found && err == nil {
 		return
 	}
-	why := "not measured: "
-	if found {
-		why = "then failed: "
-	}
-	switch {
-	case skipReason(out) != "":
-		why += skipReason(out)
-	case err != nil:
-		why += fmt.Sprintf("go test: %v: %s", err, lastLine(out))
-	default:
-		why += "BenchmarkRows printed no figures"
-	}
+	why := failure(out, err, found, "BenchmarkRows printed no figures")
 	logf("database: %s", why)
 	for _, r := range rows {
 		for _, col := range tb.tools {
@@ -171,18 +177,7 @@ func failoverFlip(ctx context.Context, logf func(string, ...any), tb *table, run
 	if found && err == nil {
 		return
 	}
-	why := "not measured: "
-	if found {
-		why = "then failed: "
-	}
-	switch {
-	case skipReason(out) != "":
-		why += skipReason(out)
-	case err != nil:
-		why += fmt.Sprintf("go test: %v: %s", err, lastLine(out))
-	default:
-		why += "TestFailoverWithBIND logged no figures"
-	}
+	why := failure(out, err, found, "TestFailoverWithBIND logged no figures")
 	logf("failover: %s", why)
 	for _, col := range tb.tools {
 		tb.note(flip, secs, col, why)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tandemhost/tandem/deploy"
+	"github.com/tandemhost/tandem/internal/pairsetup"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -61,7 +62,7 @@ func startSSHD(dir string) (*sshServer, error) {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		addr, err := freeLoopbackAddr()
+		addr, err := pairsetup.FreeLoopbackAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -150,14 +151,4 @@ func waitBanner(addr string, p *proc) error {
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	return fmt.Errorf("no SSH banner on %s within 15s: %v", addr, last)
-}
-
-// freeLoopbackAddr returns a 127.0.0.1 port nobody listens on right now.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }

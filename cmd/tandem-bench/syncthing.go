@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tandemhost/tandem/internal/pairsetup"
 )
 
 // syncthingTool is two Syncthing instances, one on A and one on B, each
@@ -55,10 +57,10 @@ func (t *syncthingTool) setup(ctx context.Context, a, b string) error {
 			return fmt.Errorf("syncthing --device-id: %w", err)
 		}
 		in.id = strings.TrimSpace(string(out))
-		if in.listen, err = freeLoopbackAddr(); err != nil {
+		if in.listen, err = pairsetup.FreeLoopbackAddr(); err != nil {
 			return err
 		}
-		if in.gui, err = freeLoopbackAddr(); err != nil {
+		if in.gui, err = pairsetup.FreeLoopbackAddr(); err != nil {
 			return err
 		}
 		if in.dial, err = t.px.add(in.listen); err != nil {

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,100 +14,21 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandemhost/tandem/deploy"
 	"github.com/tandemhost/tandem/internal/control"
 	"github.com/tandemhost/tandem/internal/faultproxy"
+	"github.com/tandemhost/tandem/internal/pairsetup"
 )
 
-// pairNode is one node of a pair set up on this machine (demo and tests).
-type pairNode struct {
-	Name   string
-	Dir    string // holds tandem.toml, the key files and state/
-	Listen string // its SSH address
-	Dial   string // where its peer dials it (Listen, or a proxy in front)
-}
+// The pair setup lives in internal/pairsetup (tandem-bench uses it too).
+type (
+	pairNode    = pairsetup.Node
+	pairOptions = pairsetup.Options
+)
 
-func (n *pairNode) ConfigPath() string { return filepath.Join(n.Dir, "tandem.toml") }
-func (n *pairNode) StateDir() string   { return filepath.Join(n.Dir, "state") }
-
-// pairOptions shape the configs setupPair writes.
-type pairOptions struct {
-	// Dial maps a node's listen address to the address its peer dials (a
-	// proxy's, for latency); nil means the peer dials the listen address.
-	Dial func(name, listen string) (string, error)
-	// SSH is added to each config's [ssh] section.
-	SSH string
-	// Extra is appended to each config (e.g. [[sync]] sections), by node.
-	Extra map[string]string
-}
-
-// setupPair creates two paired nodes, alpha and beta, under dir: keys,
-// authorized_keys, known_hosts and configs.
-func setupPair(dir string, o pairOptions) ([2]*pairNode, error) {
-	var nodes [2]*pairNode
-	pubs := make([]string, 2)
-	for i, name := range []string{"alpha", "beta"} {
-		listen, err := freeLoopbackAddr()
-		if err != nil {
-			return nodes, err
-		}
-		n := &pairNode{Name: name, Dir: filepath.Join(dir, name), Listen: listen, Dial: listen}
-		if o.Dial != nil {
-			if n.Dial, err = o.Dial(name, listen); err != nil {
-				return nodes, err
-			}
-		}
-		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
-			return nodes, err
-		}
-		signer, _, err := deploy.EnsureKey(n.StateDir(), "tandem@"+name)
-		if err != nil {
-			return nodes, err
-		}
-		pubs[i] = deploy.AuthorizedLine(signer.PublicKey(), "tandem@"+name)
-		nodes[i] = n
-	}
-	for i, n := range nodes {
-		peer := nodes[1-i]
-		signer, err := deploy.LoadKey(deploy.KeyPath(peer.StateDir()))
-		if err != nil {
-			return nodes, err
-		}
-		files := map[string]string{
-			"authorized_keys": pubs[1-i] + "\n",
-			"known_hosts":     deploy.KnownHostsLine(peer.Dial, signer.PublicKey()) + "\n",
-			"tandem.toml": fmt.Sprintf(`# %s: written by tandem demo
-node = %q
-state_dir = %q
-
-[ssh]
-listen = %q
-authorized_keys = "authorized_keys"
-known_hosts = "known_hosts"
-%s
-[[peer]]
-name = %q
-address = %q
-%s`, n.Name, n.Name, n.StateDir(), n.Listen, o.SSH, peer.Name, peer.Dial, o.Extra[n.Name]),
-		}
-		for name, data := range files {
-			if err := os.WriteFile(filepath.Join(n.Dir, name), []byte(data), 0o600); err != nil {
-				return nodes, err
-			}
-		}
-	}
-	return nodes, nil
-}
-
-// freeLoopbackAddr returns a 127.0.0.1 port nobody listens on right now.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+var (
+	setupPair        = pairsetup.Setup
+	freeLoopbackAddr = pairsetup.FreeLoopbackAddr
+)
 
 func cmdDemo(e *env, args []string) int {
 	dir := e.flags.Lookup("dir").Value.String()
