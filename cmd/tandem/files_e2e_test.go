@@ -314,6 +314,11 @@ func TestFilesConflictsDuringPartition(t *testing.T) {
 	write(t, filepath.Join(a, "both-delete.txt"), "v1")
 	fp.start(t)
 	fp.waitIdentical(t, 20*time.Second)
+	// Each sender must know where its peer is before the link drops, or
+	// its queue cannot be counted during the partition.
+	for _, n := range fp.nodes {
+		waitSync(t, n, "the peer's position known", func(s SyncStatus) bool { return s.QueuedKnown })
+	}
 
 	// Partition: each side's link drops silently.
 	for _, p := range fp.proxies {

@@ -38,10 +38,13 @@ type SyncStatus struct {
 	Dirs  int64  `json:"dirs"`
 	Bytes int64  `json:"bytes"`
 	// Queued counts local changes not yet sent; InFlight sent, not acked.
-	Queued   int64 `json:"queued"`
-	InFlight int64 `json:"in_flight"`
-	Sent     int64 `json:"sent"`
-	Applied  int64 `json:"applied"`
+	Queued int64 `json:"queued"`
+	// QueuedKnown: the peer has answered for this tree since start; until
+	// then Queued is 0, not a count.
+	QueuedKnown bool  `json:"queued_known"`
+	InFlight    int64 `json:"in_flight"`
+	Sent        int64 `json:"sent"`
+	Applied     int64 `json:"applied"`
 	// LastApplied is when a change from the peer was last applied here.
 	LastApplied string `json:"last_applied"`
 	// LagMs is the age of the last applied change (its mtime on the peer
@@ -115,7 +118,7 @@ func (d *daemon) status() Status {
 	for _, r := range d.files.Status() {
 		l := d.files.Local(r.Name)
 		ss := SyncStatus{
-			Path: r.Name, Queued: r.Queued, InFlight: r.InFlight, Sent: r.Sent, Applied: r.Applied,
+			Path: r.Name, Queued: r.Queued, QueuedKnown: r.QueuedKnown, InFlight: r.InFlight, Sent: r.Sent, Applied: r.Applied,
 			LastApplied: rfc3339(r.LastApplied), LagMs: ms(r.Lag), Scanning: l.Scanning,
 			ScannedFiles: l.ScanFiles, HashedFiles: l.ScanHashed, Watches: l.Watches,
 			Halted: r.Halted, Error: firstNonEmpty(r.ApplyError, l.Error),
@@ -202,7 +205,11 @@ func printStatus(w io.Writer, st Status, now time.Time) {
 		if s.Scanning {
 			scan = fmt.Sprintf("scanning (%d files looked at, %d hashed)", s.ScannedFiles, s.HashedFiles)
 		}
-		fmt.Fprintf(w, "  to peer: %d queued, %d in flight, %d sent; from peer: %d applied", s.Queued, s.InFlight, s.Sent, s.Applied)
+		queued := fmt.Sprintf("%d queued", s.Queued)
+		if !s.QueuedKnown {
+			queued = "queue not known yet (the peer has not answered since start)"
+		}
+		fmt.Fprintf(w, "  to peer: %s, %d in flight, %d sent; from peer: %d applied", queued, s.InFlight, s.Sent, s.Applied)
 		if s.LastApplied != "" {
 			fmt.Fprintf(w, ", last lag %.0f ms", s.LagMs)
 		}

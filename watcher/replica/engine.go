@@ -179,8 +179,11 @@ func (e *Engine) Resume(root string) {
 
 // RootStatus is what status shows per root.
 type RootStatus struct {
-	Name        string
-	Queued      int64
+	Name   string
+	Queued int64
+	// QueuedKnown: the peer has told where it is in this tree since start,
+	// so Queued counts from there; before that, Queued is 0.
+	QueuedKnown bool
 	InFlight    int64
 	Sent        int64
 	Applied     int64
@@ -202,6 +205,7 @@ func (e *Engine) Status() []RootStatus {
 		st := RootStatus{
 			Name:        r.Name,
 			Queued:      e.queued(r),
+			QueuedKnown: r.cursorOK.Load(),
 			InFlight:    r.inflight.Load(),
 			Sent:        r.sent.Load(),
 			Applied:     r.applied.Load(),
