@@ -11,7 +11,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the driver the DSNs are for
+	"github.com/tandemhost/tandem/internal/loopback"
 )
 
 // Server is a running mariadbd.
@@ -169,18 +169,9 @@ func Start(t testing.TB, o Options) *Server {
 	return s
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (s *Server) start() error {
 	if s.Port == 0 {
-		p, err := freePort()
+		p, err := loopback.FreePort()
 		if err != nil {
 			return err
 		}

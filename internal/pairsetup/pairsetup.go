@@ -6,11 +6,11 @@ package pairsetup
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 
 	"github.com/tandemhost/tandem/deploy"
+	"github.com/tandemhost/tandem/internal/loopback"
 )
 
 // Node is one node of a pair set up on this machine.
@@ -99,12 +99,6 @@ address = %q
 	return nodes, nil
 }
 
-// FreeLoopbackAddr returns a 127.0.0.1 port nobody listens on right now.
-func FreeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+// FreeLoopbackAddr returns a 127.0.0.1 address nobody listens on right
+// now, for a process to bind (see internal/loopback).
+func FreeLoopbackAddr() (string, error) { return loopback.FreeAddr() }

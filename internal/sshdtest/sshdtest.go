@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tandemhost/tandem/deploy"
+	"github.com/tandemhost/tandem/internal/loopback"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -70,12 +71,11 @@ func Start(t testing.TB) *Server {
 		sftpServer = "/usr/lib/openssh/sftp-server"
 	}
 	for attempt := 0; ; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := loopback.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Port = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+		s.Port = port
 		cfg := filepath.Join(dir, "sshd_config")
 		write(t, cfg, fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1

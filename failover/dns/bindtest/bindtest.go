@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/tandemhost/tandem/internal/loopback"
 )
 
 // Key is a TSIG key named.conf declares.
@@ -131,7 +132,7 @@ func Start(t testing.TB, o Options) *Server {
 
 	var lastErr error
 	for range 3 { // a free port can be taken between probing and named's bind
-		port, err := freePort()
+		port, err := loopback.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,24 +147,6 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	t.Fatal(lastErr)
 	return nil
-}
-
-// freePort returns a loopback port free for both TCP and UDP.
-func freePort() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no loopback port free for both TCP and UDP")
 }
 
 func (s *Server) writeConfig(port int, records []string) error {
