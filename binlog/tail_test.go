@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/tandemhost/tandem/internal/faultproxy"
 	"github.com/tandemhost/tandem/internal/mysqltest"
 )
 
@@ -592,6 +593,34 @@ func TestTailer(t *testing.T) {
 		last := waitStreaming(t, db, r)
 		r.stop(t)
 		for { // the main tailer saw those sentinels too
+			if x := tail.next(t); string(x.Rows[0].After[1].B) == last {
+				break
+			}
+		}
+	})
+
+	t.Run("silent server", func(t *testing.T) {
+		proxy, err := faultproxy.New(srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer proxy.Close()
+		tl, err := NewTailer(TailerOptions{DSN: mysqltest.User + ":" + mysqltest.Password + "@tcp(" + proxy.Addr() + ")/", ServerID: 9501, Node: "alpha",
+			Databases: []string{"shop"}, Log: zap.NewNop(), Silence: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &tailRun{txns: make(chan *Txn, 1000), done: make(chan struct{}), cancel: cancel}
+		go func() {
+			defer close(r.done)
+			r.err = tl.Run(ctx, "", func(x *Txn) error { r.txns <- x; return nil })
+		}()
+		defer r.stop(t)
+		last := waitStreaming(t, db, r)
+		proxy.Blackhole(true) // nothing more arrives, and the connection stays open
+		r.failed(t, "no event or heartbeat")
+		for { // the main tailer saw the sentinels too
 			if x := tail.next(t); string(x.Rows[0].After[1].B) == last {
 				break
 			}
