@@ -163,13 +163,31 @@ type applyItem struct {
 }
 
 // rowKeys returns the identities each row of the item's transaction
-// touches, computed once for the partition and the batches' plans.
+// touches, computed once for the partition and the batches' plans. They
+// are cut from one string: a catch-up computes them for every row, and a
+// string each showed in its profiles.
 func (it *applyItem) rowKeys() [][2]string {
-	if it.keys == nil {
-		it.keys = make([][2]string, len(it.t.Rows))
-		for i := range it.t.Rows {
-			it.keys[i] = applyRowKeys(&it.t.Rows[i])
-		}
+	if it.keys != nil {
+		return it.keys
+	}
+	rows := it.t.Rows
+	// Where each row's keys end in buf: its first ends at mid, its
+	// second at end (it starts where the row before ended).
+	type bounds struct{ mid, end int }
+	var bufSmall [1024]byte
+	var boundsSmall [16]bounds
+	buf, bs := bufSmall[:0], boundsSmall[:0]
+	for i := range rows {
+		var mid int
+		buf, mid = applyAppendRowKeys(buf, &rows[i])
+		bs = append(bs, bounds{mid, len(buf)})
+	}
+	all := string(buf)
+	it.keys = make([][2]string, len(rows))
+	start := 0
+	for i, b := range bs {
+		it.keys[i] = [2]string{all[start:b.mid], all[b.mid:b.end]}
+		start = b.end
 	}
 	return it.keys
 }
@@ -179,19 +197,41 @@ func (it *applyItem) rowKeys() [][2]string {
 // its before image and that of its after image, "" for an image its op
 // lacks and for an after image whose key is the before image's.
 func applyRowKeys(r *Row) (k [2]string) {
+	b, mid := applyAppendRowKeys(nil, r)
+	s := string(b)
+	return [2]string{s[:mid], s[mid:]}
+}
+
+// applyAppendRowKeys appends the identities applyRowKeys returns to b
+// (each as rowKey and rowTableKey make it), one after the other: the first
+// is b[len(b):mid] of the result, the second the rest.
+func applyAppendRowKeys(b []byte, r *Row) (_ []byte, mid int) {
 	if len(r.Key) == 0 {
-		k[0] = rowTableKey(r.Schema, r.Table)
-		return k
+		b = append(rowKeyAppendTable(b, r.Schema, r.Table), '*')
+		return b, len(b)
 	}
+	start := len(b)
 	if r.Before != nil {
-		k[0] = rowKey(r.Schema, r.Table, r.Key, r.Before)
+		b = applyAppendKey(b, r, r.Before)
 	}
+	mid = len(b)
 	if r.After != nil {
-		if k[1] = rowKey(r.Schema, r.Table, r.Key, r.After); k[1] == k[0] {
-			k[1] = ""
+		b = applyAppendKey(b, r, r.After)
+		if string(b[mid:]) == string(b[start:mid]) {
+			b = b[:mid]
 		}
 	}
-	return k
+	return b, mid
+}
+
+// applyAppendKey appends rowKey(r.Schema, r.Table, r.Key, img) for a
+// table with a key.
+func applyAppendKey(b []byte, r *Row, img []Value) []byte {
+	b = rowKeyAppendTable(b, r.Schema, r.Table)
+	for _, k := range r.Key {
+		b = rowKeyAppendValue(b, img[k])
+	}
+	return b
 }
 
 const (
@@ -453,7 +493,10 @@ func (a *Applier) applyStream(ctx context.Context, origin string, txns []*Txn) e
 			return err
 		}
 	}
-	var items []*applyItem
+	items := make([]*applyItem, 0, len(txns))
+	// The items themselves, one allocation for all (never grown, so the
+	// pointers stay valid).
+	store := make([]applyItem, 0, len(txns))
 	cur, curGTID := st.last, st.lastGTID
 	for _, t := range txns {
 		if t.Seq <= cur {
@@ -463,7 +506,8 @@ func (a *Applier) applyStream(ctx context.Context, origin string, txns []*Txn) e
 			cur, curGTID = t.Seq, t.GTID // applied before a crash, its prev recorded then
 			continue
 		}
-		items = append(items, &applyItem{t: t, prev: cur, pending: st.pendingDDL[t.Seq]})
+		store = append(store, applyItem{t: t, prev: cur, pending: st.pendingDDL[t.Seq]})
+		items = append(items, &store[len(store)-1])
 		cur, curGTID = t.Seq, t.GTID
 	}
 	if err := a.run(ctx, origin, items); err != nil {
@@ -624,7 +668,7 @@ func applyPartition(items []*applyItem, n int) [][]*applyItem {
 		}
 		return i
 	}
-	owner := map[string]int{}
+	owner := make(map[string]int, 2*len(items))
 	claim := func(i int, key string) {
 		if j, ok := owner[key]; ok {
 			if ri, rj := find(i), find(j); ri != rj {
@@ -643,13 +687,17 @@ func applyPartition(items []*applyItem, n int) [][]*applyItem {
 			}
 		}
 	}
-	worker := map[int]int{}
+	// The worker of each set, by its root's index; -1: none yet.
+	worker := make([]int, len(items))
+	for i := range worker {
+		worker[i] = -1
+	}
 	load := make([]int, n)
 	parts := make([][]*applyItem, n)
 	for i, it := range items {
 		root := find(i)
-		w, ok := worker[root]
-		if !ok {
+		w := worker[root]
+		if w < 0 {
 			w = 0
 			for k := 1; k < n; k++ {
 				if load[k] < load[w] {
@@ -701,25 +749,40 @@ func (a *Applier) runWorker(ctx context.Context, items []*applyItem, stop *atomi
 // one batch: the marker rows, then every row change with a WHERE that
 // matches only an identical target row. It returns how many items it took.
 func (a *Applier) batchSQL(items []*applyItem) (int, *applyBatchQuery, error) {
-	var rows []*Row
-	var keys [][2]string
-	size := 0
-	n := 0
+	// size is the measure the batch is cut by; capacity estimates the
+	// SQL, for the builder.
+	nrows, size, capacity, n := 0, 0, 0, 0
 	for n < len(items) && n < a.o.BatchTxns && (n == 0 || size < applyBatchBytes) {
-		keys = append(keys, items[n].rowKeys()...)
-		for i := range items[n].t.Rows {
-			r := &items[n].t.Rows[i]
-			rows = append(rows, r)
+		t := items[n].t
+		capacity += applyMarkerSQLSize + 2*(len(t.Origin)+len(t.GTID))
+		for i := range t.Rows {
+			r := &t.Rows[i]
+			capacity += applyRowSQLSize + 2*(len(r.Schema)+len(r.Table))
 			for _, img := range [][]Value{r.Before, r.After} {
-				for _, v := range img {
+				for c, v := range img {
 					size += len(v.B)*2 + len(v.S) + 8
+					// A value is written once or less (the SET
+					// of an UPDATE holds only what changes), as
+					// hex or shorter, after its column's name.
+					capacity += 2*(len(v.B)+len(v.S)) + len(r.Columns[c].Name) + 16
 				}
 			}
 		}
+		nrows += len(t.Rows)
 		n++
 	}
+	rows := make([]*Row, 0, nrows)
+	keys := make([][2]string, 0, nrows)
+	for _, it := range items[:n] {
+		keys = append(keys, it.rowKeys()...)
+		for i := range it.t.Rows {
+			rows = append(rows, &it.t.Rows[i])
+		}
+	}
 	var b strings.Builder
-	b.Grow(size*2 + 200*n + len(a.session))
+	// One allocation for the whole batch when the estimate holds (a
+	// builder that outgrows it copies everything written so far).
+	b.Grow(capacity + len(a.session) + 200)
 	b.WriteString(a.session)
 	b.WriteString(";START TRANSACTION;")
 	a.markerSQL(&b, items[:n], false)
@@ -735,6 +798,15 @@ func (a *Applier) batchSQL(items []*applyItem) (int, *applyBatchQuery, error) {
 	return n, &applyBatchQuery{sql: b.String(), want: want}, nil
 }
 
+// applyMarkerSQLSize is about the most a marker row takes in markerSQL,
+// beside the hex of its origin and GTID.
+const applyMarkerSQLSize = 100
+
+// applyRowSQLSize is about what a row change takes in a batch's SQL
+// beside its values and names: keywords, the key's repetitions in a merged
+// statement.
+const applyRowSQLSize = 64
+
 // applyBatchQuery is a batch's SQL and the rows each of its row statements
 // must affect.
 type applyBatchQuery struct {
@@ -745,23 +817,28 @@ type applyBatchQuery struct {
 // markerSQL writes the INSERT of items' marker rows.
 func (a *Applier) markerSQL(b *strings.Builder, items []*applyItem, pending bool) {
 	b.WriteString("INSERT INTO `" + MarkerSchema + "`.`" + MarkerTable + "` (origin,seq,prev,gtid,origin_time,ddl_pending) VALUES ")
+	// Numbers and times are formatted into buf, not into strings of
+	// their own: this runs for every transaction of a catch-up.
+	var buf [64]byte
 	for i, it := range items {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString("(_utf8mb4 ")
-		applyHex(b, []byte(it.t.Origin))
+		applyHexString(b, it.t.Origin)
 		b.WriteByte(',')
-		b.WriteString(strconv.FormatUint(it.t.Seq, 10))
+		b.Write(strconv.AppendUint(buf[:0], it.t.Seq, 10))
 		b.WriteByte(',')
-		b.WriteString(strconv.FormatUint(it.prev, 10))
+		b.Write(strconv.AppendUint(buf[:0], it.prev, 10))
 		b.WriteString(",_ascii ")
-		applyHex(b, []byte(it.t.GTID))
+		applyHexString(b, it.t.GTID)
 		b.WriteByte(',')
 		if it.t.Time.IsZero() {
 			b.WriteString("NULL")
 		} else {
-			b.WriteString("'" + it.t.Time.UTC().Format("2006-01-02 15:04:05.999999") + "'")
+			b.WriteByte('\'')
+			b.Write(it.t.Time.UTC().AppendFormat(buf[:0], "2006-01-02 15:04:05.999999"))
+			b.WriteByte('\'')
 		}
 		if pending {
 			b.WriteString(",1)")

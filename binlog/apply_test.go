@@ -6,6 +6,7 @@ package binlog
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"math"
 	osexec "os/exec"
@@ -936,4 +937,22 @@ func FuzzApplyLiteral(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestApplyHex checks the hex literals against encoding/hex, across the
+// boundary of applyHexOf's buffer.
+func TestApplyHex(t *testing.T) {
+	p := make([]byte, 600)
+	for i := range p {
+		p[i] = byte(i * 7)
+	}
+	for n := 0; n <= len(p); n += 1 + n/8 {
+		want := "X'" + hex.EncodeToString(p[:n]) + "'"
+		var b, s strings.Builder
+		applyHex(&b, p[:n])
+		applyHexString(&s, string(p[:n]))
+		if b.String() != want || s.String() != want {
+			t.Fatalf("%d bytes: applyHex = %q, applyHexString = %q, want %q", n, b.String(), s.String(), want)
+		}
+	}
 }

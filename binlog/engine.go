@@ -428,6 +428,9 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 	queue := make(chan *Txn, applyBatch)
 	go func() {
 		defer close(queue)
+		// One decoder for the stream: it remembers the tables' definitions,
+		// which every transaction repeats.
+		dec := newTxnDecoder()
 		for {
 			typ, body, err := st.Recv()
 			if err != nil {
@@ -440,7 +443,7 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 				cancel(fmt.Errorf("%w: rows stream: frame type %d", pipe.ErrMalformed, typ))
 				return
 			}
-			t, err := DecodeTxn(body)
+			t, err := dec.decode(body)
 			if err != nil {
 				cancel(fmt.Errorf("rows stream: %w", err))
 				return

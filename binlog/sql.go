@@ -1,11 +1,11 @@
 package binlog
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -73,27 +73,27 @@ func applyTable(b *strings.Builder, schema, table string) error {
 }
 
 // applyHex writes X'..' for p.
-func applyHex(b *strings.Builder, p []byte) {
+func applyHex(b *strings.Builder, p []byte) { applyHexOf(b, p) }
+
+// applyHexString writes X'..' for s.
+func applyHexString(b *strings.Builder, s string) { applyHexOf(b, s) }
+
+// applyHexOf writes X'..' for p, in lower case, through a buffer on the
+// stack: a WriteByte per digit, or a []byte copy of a string, costs more
+// than the encoding.
+func applyHexOf[T string | []byte](b *strings.Builder, p T) {
 	b.Grow(2*len(p) + 3)
 	b.WriteString("X'")
+	const digits = "0123456789abcdef"
 	var buf [256]byte
 	for len(p) > 0 {
 		n := min(len(p), len(buf)/2)
-		hex.Encode(buf[:], p[:n])
+		for i := 0; i < n; i++ {
+			buf[2*i] = digits[p[i]>>4]
+			buf[2*i+1] = digits[p[i]&0x0f]
+		}
 		b.Write(buf[:2*n])
 		p = p[n:]
-	}
-	b.WriteByte('\'')
-}
-
-// applyHexString writes X'..' for s.
-func applyHexString(b *strings.Builder, s string) {
-	b.Grow(2*len(s) + 3)
-	b.WriteString("X'")
-	const digits = "0123456789abcdef"
-	for i := 0; i < len(s); i++ {
-		b.WriteByte(digits[s[i]>>4])
-		b.WriteByte(digits[s[i]&0x0f])
 	}
 	b.WriteByte('\'')
 }
@@ -473,12 +473,21 @@ func applyCheckRow(r *Row) error {
 	if err := need("after", r.After, r.Op != Delete); err != nil {
 		return err
 	}
-	seen := make(map[int]bool, len(r.Key))
-	for _, k := range r.Key {
-		if k < 0 || k >= len(r.Columns) || seen[k] {
+	for i, k := range r.Key {
+		// A key has a column or two: a scan of the ones before beats a
+		// map per row (and is checked against a map for long keys).
+		if k < 0 || k >= len(r.Columns) || (len(r.Key) <= 16 && slices.Contains(r.Key[:i], k)) {
 			return fmt.Errorf("key column index %d out of range or repeated", k)
 		}
-		seen[k] = true
+	}
+	if len(r.Key) > 16 {
+		seen := make(map[int]bool, len(r.Key))
+		for _, k := range r.Key {
+			if seen[k] {
+				return fmt.Errorf("key column index %d out of range or repeated", k)
+			}
+			seen[k] = true
+		}
 	}
 	for _, img := range [2][]Value{r.Before, r.After} {
 		for i, v := range img {
@@ -525,10 +534,14 @@ type applyGroup struct {
 // applyPlan groups rows (a batch's changes, in stream order) into
 // statements. keys holds each row's identities (applyRowKeys).
 func applyPlan(rows []*Row, keys [][2]string) []*applyGroup {
-	var groups []*applyGroup
-	open := map[string]int{} // table, op and columns -> the group that may take more
-	last := map[string]int{} // row identity -> the last group that touches it
-	var shape []byte
+	groups := make([]*applyGroup, 0, len(rows))
+	// The groups themselves, one allocation for all: there are at most
+	// as many as rows, so it never grows and the pointers stay valid.
+	store := make([]applyGroup, 0, len(rows))
+	open := map[string]int{}                  // table, op and columns -> the group that may take more
+	last := make(map[string]int, 2*len(rows)) // row identity -> the last group that touches it
+	var shapeSmall [256]byte
+	shape := shapeSmall[:0]
 	for i, r := range rows {
 		mergeable := len(r.Key) == 1 && (r.Op != Update || keys[i][1] == "")
 		if mergeable {
@@ -551,7 +564,11 @@ func applyPlan(rows []*Row, keys [][2]string) []*applyGroup {
 				}
 			}
 		}
-		groups = append(groups, &applyGroup{op: r.Op, rows: []*Row{r}})
+		// A group's rows start as the one element of rows, capped: a
+		// merge's append copies them out rather than writing over the
+		// next row.
+		store = append(store, applyGroup{op: r.Op, rows: rows[i : i+1 : i+1]})
+		groups = append(groups, &store[len(store)-1])
 		gi := len(groups) - 1
 		if mergeable {
 			open[string(shape)] = gi

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tandemhost/tandem/pipe"
 )
@@ -184,18 +186,57 @@ func (w *wireWriter) value(v Value) {
 // key index or table reference out of range, an image missing or present
 // against its Op or with the wrong number of values, a Txn with neither
 // rows nor DDL.
+//
+// It runs for every transaction a catch-up receives, so it allocates
+// little: the values of all images share a few backing arrays, and the
+// strings of a small frame share one copy of it (see wireReader).
 func DecodeTxn(b []byte) (*Txn, error) {
+	var dec txnDecoder
+	return dec.decode(b)
+}
+
+// txnDecoder decodes a stream's Txns (see DecodeTxn), remembering the
+// table definitions it has decoded: a stream repeats the same few in
+// every transaction, and checking their names and allocating their
+// columns again took a good part of a catch-up's decoding. The Txns of
+// one decoder share the Columns and Key slices of a table (as the
+// Tailer's do); nobody modifies them. The zero txnDecoder remembers
+// nothing; newTxnDecoder's does. Not safe for concurrent use.
+type txnDecoder struct {
+	// tables maps the wire form of a definition (from its schema to its
+	// last key index) to it, decoded and checked.
+	tables map[string]wireTable
+}
+
+func newTxnDecoder() *txnDecoder {
+	return &txnDecoder{tables: map[string]wireTable{}}
+}
+
+// txnDecoderTables bounds the definitions a txnDecoder remembers; past
+// it, it forgets them all (a peer may send endless different ones).
+const txnDecoderTables = 256
+
+// wireTable is a table definition decoded off the wire.
+type wireTable struct {
+	schema, table string
+	cols          []Column
+	key           []int
+}
+
+func (dec *txnDecoder) decode(b []byte) (*Txn, error) {
 	if len(b) > MaxTxnBytes {
 		return nil, fmt.Errorf("%w: transaction of %d bytes exceeds the %d-byte limit", pipe.ErrMalformed, len(b), MaxTxnBytes)
 	}
 	b = bytes.Clone(b) // values alias this copy, not the caller's buffer
-	d := pipe.NewDecoder(b)
+	var w wireReader
+	w.init(b)
+	d := &w.d
 	if v := d.Uint8(); d.Err() == nil && v != wireVersion {
 		d.Fail("transaction wire version %d, want %d (the peer runs another tandem version)", v, wireVersion)
 	}
 	t := &Txn{}
-	t.Origin = name(d, "origin")
-	t.GTID = name(d, "gtid")
+	t.Origin = w.name("origin")
+	t.GTID = w.name("gtid")
 	t.Seq = d.Uvarint()
 	sec := d.Varint()
 	nsec := d.UvarintMax(999_999_999, "nanoseconds")
@@ -203,7 +244,7 @@ func DecodeTxn(b []byte) (*Txn, error) {
 		t.Time = time.Unix(sec, int64(nsec)).UTC()
 	}
 	if d.Bool() {
-		t.DDL = &DDL{Schema: d.String(maxNameBytes), Statement: string(d.Bytes(MaxTxnBytes))}
+		t.DDL = &DDL{Schema: w.str(maxNameBytes), Statement: w.sub(d.Bytes(MaxTxnBytes))}
 		if d.Err() == nil && t.DDL.Statement == "" {
 			d.Fail("empty DDL statement")
 		}
@@ -216,12 +257,8 @@ func DecodeTxn(b []byte) (*Txn, error) {
 	if nrows > 0 {
 		t.Rows = make([]Row, 0, nrows)
 	}
-	type wireTable struct {
-		schema, table string
-		cols          []Column
-		key           []int
-	}
-	var tables []wireTable
+	var tablesSmall [4]wireTable // a transaction touches a table or few
+	tables := tablesSmall[:0]
 	nvalues := 0
 	for i := 0; i < nrows && d.Err() == nil; i++ {
 		var r Row
@@ -235,24 +272,13 @@ func DecodeTxn(b []byte) (*Txn, error) {
 			break
 		}
 		if ref == len(tables) {
-			td := wireTable{schema: name(d, "schema"), table: name(d, "table")}
-			ncols := d.Int(min(maxColumns, d.Remaining()/3), "column count")
-			if d.Err() == nil && ncols == 0 {
-				d.Fail("table %s.%s with no columns", td.schema, td.table)
-			}
-			td.cols = make([]Column, ncols)
-			for c := 0; c < ncols && d.Err() == nil; c++ {
-				td.cols[c] = Column{Name: name(d, "column name"), Type: d.String(maxTypeBytes), Charset: d.String(maxNameBytes)}
-			}
-			nkey := d.Int(ncols, "key column count")
-			seen := make(map[int]bool, nkey)
-			for k := 0; k < nkey && d.Err() == nil; k++ {
-				idx := d.Int(ncols-1, "key column index")
-				if seen[idx] {
-					d.Fail("key column %d twice", idx)
+			td, ok := dec.known(&w)
+			if !ok {
+				start := len(b) - d.Remaining()
+				td = w.table()
+				if d.Err() == nil {
+					dec.remember(b[start:len(b)-d.Remaining()], td)
 				}
-				seen[idx] = true
-				td.key = append(td.key, idx)
 			}
 			tables = append(tables, td)
 		}
@@ -273,7 +299,14 @@ func DecodeTxn(b []byte) (*Txn, error) {
 			d.Fail("row %d: %s with images %#x, want %#x", i, r.Op, images, want)
 			break
 		}
-		for _, img := range []struct {
+		// The images' values come from the txn-wide arrays; a guess of
+		// what the rest of the frame needs saves growing them per row.
+		nimg := 1
+		if r.Op == Update {
+			nimg = 2
+		}
+		hint := nimg * len(r.Columns) * (nrows - i)
+		for _, img := range [2]struct {
 			bit byte
 			dst *[]Value
 		}{{imageBefore, &r.Before}, {imageAfter, &r.After}} {
@@ -284,7 +317,7 @@ func DecodeTxn(b []byte) (*Txn, error) {
 				d.Fail("more than %d values in one transaction", maxValues)
 				break
 			}
-			*img.dst = values(d, len(r.Columns))
+			*img.dst = w.values(len(r.Columns), hint)
 		}
 		t.Rows = append(t.Rows, r)
 	}
@@ -294,21 +327,185 @@ func DecodeTxn(b []byte) (*Txn, error) {
 	return t, nil
 }
 
+// table reads a table definition (see AppendTxn), checking it.
+func (w *wireReader) table() wireTable {
+	d := &w.d
+	td := wireTable{schema: w.name("schema"), table: w.name("table")}
+	ncols := d.Int(min(maxColumns, d.Remaining()/3), "column count")
+	if d.Err() == nil && ncols == 0 {
+		d.Fail("table %s.%s with no columns", td.schema, td.table)
+	}
+	td.cols = make([]Column, ncols)
+	for c := 0; c < ncols && d.Err() == nil; c++ {
+		td.cols[c] = Column{Name: w.name("column name"), Type: w.str(maxTypeBytes), Charset: w.str(maxNameBytes)}
+	}
+	nkey := d.Int(ncols, "key column count")
+	if nkey > 0 {
+		td.key = make([]int, 0, nkey)
+	}
+	// Which columns are already in the key: on the stack for
+	// the usual table (a map per table showed in profiles).
+	var seenSmall [64]bool
+	seen := seenSmall[:]
+	if ncols > len(seenSmall) {
+		seen = make([]bool, ncols)
+	}
+	for k := 0; k < nkey && d.Err() == nil; k++ {
+		idx := d.Int(ncols-1, "key column index")
+		if d.Err() != nil {
+			break
+		}
+		if seen[idx] {
+			d.Fail("key column %d twice", idx)
+		}
+		seen[idx] = true
+		td.key = append(td.key, idx)
+	}
+	return td
+}
+
+// known returns the definition w is at when the decoder has decoded the
+// same bytes before, having read past them.
+func (dec *txnDecoder) known(w *wireReader) (wireTable, bool) {
+	if len(dec.tables) == 0 {
+		return wireTable{}, false
+	}
+	start := len(w.buf) - w.d.Remaining()
+	n := wireTableLen(w.buf[start:])
+	if n < 0 {
+		return wireTable{}, false // malformed: decoding it reports why
+	}
+	td, ok := dec.tables[string(w.buf[start:start+n])]
+	if ok {
+		w.d.Fixed(n)
+	}
+	return td, ok
+}
+
+// remember keeps td, decoded and checked from the wire form def, for
+// known. Its strings are copied: they may be cut from a frame, which the
+// decoder should not keep alive.
+func (dec *txnDecoder) remember(def []byte, td wireTable) {
+	if dec.tables == nil {
+		return // the zero decoder
+	}
+	if len(dec.tables) >= txnDecoderTables {
+		clear(dec.tables)
+	}
+	td.schema, td.table = strings.Clone(td.schema), strings.Clone(td.table)
+	cols := make([]Column, len(td.cols))
+	for i, c := range td.cols {
+		cols[i] = Column{Name: strings.Clone(c.Name), Type: strings.Clone(c.Type), Charset: strings.Clone(c.Charset)}
+	}
+	td.cols = cols
+	dec.tables[string(def)] = td
+}
+
+// wireTableLen returns the length of the table definition b starts with,
+// read without checking its names; -1 when it is truncated or a count is
+// out of range.
+func wireTableLen(b []byte) int {
+	d := pipe.NewDecoder(b)
+	d.Bytes(maxNameBytes)
+	d.Bytes(maxNameBytes)
+	ncols := d.Int(maxColumns, "column count")
+	for c := 0; c < ncols && d.Err() == nil; c++ {
+		d.Bytes(maxNameBytes)
+		d.Bytes(maxTypeBytes)
+		d.Bytes(maxNameBytes)
+	}
+	nkey := d.Int(ncols, "key column count")
+	for k := 0; k < nkey && d.Err() == nil; k++ {
+		d.Uvarint()
+	}
+	if d.Err() != nil {
+		return -1
+	}
+	return len(b) - d.Remaining()
+}
+
+// wireSharedMax is the largest frame whose strings DecodeTxn takes from
+// one string copy of the whole frame (one allocation for all of them)
+// rather than copying each: that copy doubles what a frame holds in
+// memory, which only a small frame (a catch-up's usual transaction) may
+// spend.
+const wireSharedMax = 64 << 10
+
+// wireReader reads DecodeTxn's fields: a pipe.Decoder over the frame's
+// private copy buf, which byte values alias, plus the allocation-saving
+// state.
+type wireReader struct {
+	d   pipe.Decoder
+	buf []byte
+	// all is string(buf) for a frame up to wireSharedMax, else "": then
+	// strings are copied one by one.
+	all string
+	// vals is the unused tail of the array images' values are cut from.
+	vals []Value
+}
+
+func (w *wireReader) init(b []byte) {
+	w.d, w.buf = *pipe.NewDecoder(b), b
+	if len(b) <= wireSharedMax {
+		w.all = string(b)
+	}
+}
+
+// sub returns p, which the decoder just read (it ends at the decoder's
+// offset), as a string: a substring of all when there is one.
+func (w *wireReader) sub(p []byte) string {
+	if w.all == "" || len(p) == 0 {
+		return string(p)
+	}
+	end := len(w.buf) - w.d.Remaining()
+	return w.all[end-len(p) : end]
+}
+
+// str reads a length-prefixed string of at most max bytes that must be
+// valid UTF-8 with no NUL byte: pipe.Decoder.String, with its errors, but
+// without copying (see sub).
+func (w *wireReader) str(max int) string {
+	p := w.d.Bytes(max)
+	if w.d.Err() != nil {
+		return ""
+	}
+	if !utf8.Valid(p) {
+		w.d.Fail("string is not valid UTF-8")
+		return ""
+	}
+	if bytes.IndexByte(p, 0) >= 0 {
+		w.d.Fail("string contains NUL")
+		return ""
+	}
+	return w.sub(p)
+}
+
 // name reads a non-empty identifier.
-func name(d *pipe.Decoder, what string) string {
-	s := d.String(maxNameBytes)
-	if d.Err() == nil && s == "" {
-		d.Fail("empty %s", what)
+func (w *wireReader) name(what string) string {
+	s := w.str(maxNameBytes)
+	if w.d.Err() == nil && s == "" {
+		w.d.Fail("empty %s", what)
 	}
 	return s
 }
 
-func values(d *pipe.Decoder, n int) []Value {
+// values reads an image of n values. Its slice is cut from a shared array
+// (capped, so that appending to it cannot reach a neighbour); hint is how
+// many values the rest of the frame probably needs, for the size of a new
+// array.
+func (w *wireReader) values(n, hint int) []Value {
+	d := &w.d
 	if d.Err() != nil || n > d.Remaining() { // a value takes at least its kind byte
 		d.Fail("truncated: %d values in %d bytes", n, d.Remaining())
 		return nil
 	}
-	vs := make([]Value, n)
+	if len(w.vals) < n {
+		// Each value takes at least a byte, so the array is at most
+		// the frame's size in values, as it was per image.
+		w.vals = make([]Value, max(n, min(hint, d.Remaining())))
+	}
+	vs := w.vals[:n:n]
+	w.vals = w.vals[n:]
 	for i := range vs {
 		v := &vs[i]
 		v.Kind = Kind(d.Uint8())
@@ -323,7 +520,7 @@ func values(d *pipe.Decoder, n int) []Value {
 		case Text, Bytes:
 			v.B = d.Bytes(MaxTxnBytes)
 		case Decimal, Date, DateTime, Timestamp, Time, Enum, Set, JSON:
-			v.S = string(d.Bytes(MaxTxnBytes))
+			v.S = w.sub(d.Bytes(MaxTxnBytes))
 		default:
 			d.Fail("value kind %d", v.Kind)
 		}

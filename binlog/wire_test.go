@@ -97,6 +97,35 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 }
 
+// TestTxnDecoderRemembers checks that a stream's decoder, which skips
+// checking the table definitions it has seen, decodes every sample (and
+// every truncation of one) as DecodeTxn does.
+func TestTxnDecoderRemembers(t *testing.T) {
+	dec := newTxnDecoder()
+	samples := wireSamples(t)
+	for round := 0; round < 2; round++ {
+		for i, x := range samples {
+			enc := AppendTxn(nil, x)
+			got, err := dec.decode(enc)
+			if err != nil {
+				t.Fatalf("round %d sample %d (%s): decode = %v", round, i, x.GTID, err)
+			}
+			if d := txnDiff(x, got); d != "" {
+				t.Errorf("round %d sample %d (%s): round trip differs: %s", round, i, x.GTID, d)
+			}
+			for n := 0; n < len(enc); n++ {
+				_, want := DecodeTxn(enc[:n])
+				if _, err := dec.decode(enc[:n]); fmt.Sprint(err) != fmt.Sprint(want) {
+					t.Fatalf("round %d sample %d: decode of the first %d of %d bytes = %v, DecodeTxn's = %v", round, i, n, len(enc), err, want)
+				}
+			}
+		}
+	}
+	if len(dec.tables) == 0 {
+		t.Errorf("the decoder remembers no table")
+	}
+}
+
 func TestWireSize(t *testing.T) {
 	// Rows of one table share its definition: 1000 small rows cost about
 	// their values, not 1000 copies of the column names.
@@ -303,8 +332,32 @@ func FuzzDecodeTxn(f *testing.F) {
 	for _, x := range wireSamples(f) {
 		f.Add(AppendTxn(nil, x))
 	}
+	// A stream's decoder that has seen some tables, and b's own, must
+	// decode b alike: the first samples prime it (the golden file's would
+	// slow the fuzzing down).
+	var primers [][]byte
+	for _, x := range wireSamples(f)[:3] {
+		primers = append(primers, AppendTxn(nil, x))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		x, err := DecodeTxn(b)
+		dec := newTxnDecoder()
+		for _, p := range primers {
+			if _, err := dec.decode(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 2 {
+			y, yerr := dec.decode(b)
+			if fmt.Sprint(yerr) != fmt.Sprint(err) {
+				t.Fatalf("stream decoder: %v, DecodeTxn: %v", yerr, err)
+			}
+			if err == nil {
+				if d := txnDiff(x, y); d != "" {
+					t.Fatalf("stream decoder differs: %s", d)
+				}
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, pipe.ErrMalformed) {
 				t.Fatalf("DecodeTxn error %v does not wrap pipe.ErrMalformed", err)
