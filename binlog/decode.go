@@ -29,6 +29,9 @@ type decoder struct {
 	// back to builtinCharsets.
 	charsets map[uint64]string
 	tables   map[uint64]*tableDef
+	// slow turns the fast decoding (fastrows.go) off, for the tests that
+	// compare the two.
+	slow bool
 }
 
 func newDecoder(charsets map[uint64]string) *decoder {
@@ -57,6 +60,10 @@ type tableDef struct {
 	columns       []Column
 	key           []int
 	dec           []colDecoder
+
+	// fast, if not nil, reads this table's row images without go-mysql
+	// (fastrows.go).
+	fast []fastCol
 
 	// The table map it came from, to notice a changed definition under a
 	// reused table id.
@@ -277,6 +284,7 @@ func (d *decoder) newTableDef(tm *replication.TableMapEvent) (*tableDef, error) 
 		}
 		t.key = append(t.key, int(k))
 	}
+	t.fast = fastCols(t)
 	return t, nil
 }
 
@@ -560,10 +568,21 @@ func decodeRowsEvent(e *replication.RowsEvent, data []byte) error {
 	return err
 }
 
-// decodeRowsEventUnless is decodeRowsEvent, except that when skip (if not
-// nil) says so after the event's header is read and checked, the rows are
-// left undecoded (e.Rows stays nil) and it reports true.
-func decodeRowsEventUnless(e *replication.RowsEvent, data []byte, skip func(*replication.RowsEvent) bool) (skipped bool, err error) {
+// rowsDecision is what the parser does with a row event's images, once its
+// header is read and checked.
+type rowsDecision int
+
+const (
+	rowsDecode rowsDecision = iota // go-mysql decodes them into e.Rows
+	rowsSkip                       // nobody reads them: e.Rows stays nil
+	rowsRaw                        // the caller keeps the bytes for rowsFast: e.Rows stays nil
+)
+
+// decodeRowsEventUnless is decodeRowsEvent, except that decide (if not
+// nil), given the event with its header read and checked and the bytes of
+// its row images, says whether go-mysql decodes them; it returns what
+// decide said.
+func decodeRowsEventUnless(e *replication.RowsEvent, data []byte, decide func(e *replication.RowsEvent, rows []byte) rowsDecision) (got rowsDecision, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("malformed row event: %v", r)
@@ -571,11 +590,11 @@ func decodeRowsEventUnless(e *replication.RowsEvent, data []byte, skip func(*rep
 	}()
 	pos, err := e.DecodeHeader(data)
 	if err != nil {
-		return false, err
+		return rowsDecode, err
 	}
 	n := int(e.ColumnCount)
 	if e.Table == nil || n == 0 || e.ColumnCount != e.Table.ColumnCount {
-		return false, fmt.Errorf("malformed row event: %d columns for a table map of %d", n, tableColumns(e.Table))
+		return rowsDecode, fmt.Errorf("malformed row event: %d columns for a table map of %d", n, tableColumns(e.Table))
 	}
 	full := func(bm []byte) bool {
 		if len(bm) < (n+7)/8 {
@@ -589,12 +608,14 @@ func decodeRowsEventUnless(e *replication.RowsEvent, data []byte, skip func(*rep
 		return true
 	}
 	if !full(e.ColumnBitmap1) || e.Type() == replication.EnumRowsEventTypeUpdate && !full(e.ColumnBitmap2) {
-		return false, fmt.Errorf("row event for %s.%s lacks columns: set binlog_row_image=FULL in the server config ([mysqld] section of my.cnf) and restart it, or SET GLOBAL binlog_row_image=FULL", e.Table.Schema, e.Table.Table)
+		return rowsDecode, fmt.Errorf("row event for %s.%s lacks columns: set binlog_row_image=FULL in the server config ([mysqld] section of my.cnf) and restart it, or SET GLOBAL binlog_row_image=FULL", e.Table.Schema, e.Table.Table)
 	}
-	if skip != nil && skip(e) {
-		return true, nil
+	if decide != nil {
+		if got = decide(e, data[pos:]); got != rowsDecode {
+			return got, nil
+		}
 	}
-	return false, e.DecodeData(pos, data)
+	return rowsDecode, e.DecodeData(pos, data)
 }
 
 func tableColumns(tm *replication.TableMapEvent) uint64 {

@@ -59,6 +59,9 @@ type Tailer struct {
 	opts TailerOptions
 	cfg  *mysql.Config
 	log  *zap.Logger
+	// slowRows decodes every row event with go-mysql (see fastrows.go),
+	// for the tests that compare the two.
+	slowRows bool
 }
 
 // NewTailer checks the options; it does not reach the server.
@@ -210,7 +213,9 @@ func (t *Tailer) Run(ctx context.Context, from string, emit func(*Txn) error) er
 	dialMu.Unlock()
 	t.log.Info("tailing binlog", zap.String("flavor", flavor), zap.String("version", info.Version), zap.String("from", gset.String()))
 
-	a := newAssembler(t.opts.Node, flavor, t.opts.Databases, newDecoder(charsets), t.log)
+	dec := newDecoder(charsets)
+	dec.slow = t.slowRows
+	a := newAssembler(t.opts.Node, flavor, t.opts.Databases, dec, t.log)
 	a.seen = t.opts.Seen
 	parser := newParser(flavor, a)
 	// The syncer has checked each event's checksum (VerifyChecksum above):
@@ -340,6 +345,12 @@ func loadCharsets(ctx context.Context, db *sql.DB) (map[uint64]string, error) {
 	return m, nil
 }
 
+// rawRows is a row event left undecoded for rowsFast, and its row images.
+type rawRows struct {
+	e    *replication.RowsEvent
+	rows []byte
+}
+
 // assembler groups binlog events into Txns. It holds one transaction in
 // progress; it never returns a partial one. Not safe for concurrent use.
 type assembler struct {
@@ -354,6 +365,12 @@ type assembler struct {
 	// assembler's word that it would ignore them (see newParser); event
 	// takes each off as it reaches it.
 	undecoded []*replication.RowsEvent
+	// raw are the row events the parser left for rowsFast to decode,
+	// with the bytes of their row images; event takes each off too.
+	raw []rawRows
+	// fastType says whether the event being parsed is of a type rowsFast
+	// reads (set by feed; false for events parsed another way).
+	fastType bool
 
 	// The group in progress; open is false between groups.
 	open       bool
@@ -404,10 +421,20 @@ func newParser(flavor string, a *assembler) *replication.BinlogParser {
 		return p
 	}
 	p.SetRowsEventDecodeFunc(func(e *replication.RowsEvent, data []byte) error {
-		skipped, err := decodeRowsEventUnless(e, data, func(e *replication.RowsEvent) bool {
-			return a.ignores(string(e.Table.Schema), string(e.Table.Table))
+		got, err := decodeRowsEventUnless(e, data, func(e *replication.RowsEvent, rows []byte) rowsDecision {
+			if a.ignores(string(e.Table.Schema), string(e.Table.Table)) {
+				return rowsSkip
+			}
+			if a.dec.slow || !a.fastType {
+				return rowsDecode
+			}
+			if t, err := a.dec.table(e.Table); err != nil || t.fast == nil {
+				return rowsDecode // an error is reported by rows, with the event's context
+			}
+			a.raw = append(a.raw, rawRows{e, rows})
+			return rowsRaw
 		})
-		if skipped {
+		if got == rowsSkip {
 			a.undecoded = append(a.undecoded, e)
 		}
 		return err
@@ -424,7 +451,9 @@ func (a *assembler) feed(p *replication.BinlogParser, raw *replication.BinlogEve
 	if a.open && a.drop && droppableEvent(raw.Header.EventType) {
 		return nil, nil
 	}
+	a.fastType = fastEventType(raw.Header.EventType)
 	ev, err := p.Parse(raw.RawData)
+	a.fastType = false
 	if err != nil {
 		return nil, fmt.Errorf("binlog event at position %d: %w", raw.Header.LogPos, err)
 	}
@@ -529,6 +558,12 @@ func (a *assembler) event(ev *replication.BinlogEvent) ([]*Txn, error) {
 			undecoded = true
 			a.undecoded = slices.Delete(a.undecoded, i, i+1)
 		}
+		var raw []byte
+		fast := false
+		if i := slices.IndexFunc(a.raw, func(r rawRows) bool { return r.e == e }); i >= 0 {
+			raw, fast = a.raw[i].rows, true
+			a.raw = slices.Delete(a.raw, i, i+1)
+		}
 		schema, table := string(e.Table.Schema), string(e.Table.Table)
 		ignore := a.ignores(schema, table)
 		if schema == MarkerSchema && table == MarkerTable {
@@ -555,7 +590,15 @@ func (a *assembler) event(ev *replication.BinlogEvent) ([]*Txn, error) {
 			return nil, fmt.Errorf("%s row event for %s.%s is not supported (partial JSON updates? set binlog_row_value_options='')", ev.Header.EventType, schema, table)
 		}
 		var err error
-		if a.rows, err = a.dec.rows(a.rows, e, op); err != nil {
+		if fast {
+			var t *tableDef
+			if t, err = a.dec.table(e.Table); err == nil {
+				a.rows, err = a.dec.rowsFast(a.rows, t, raw, op)
+			}
+		} else {
+			a.rows, err = a.dec.rows(a.rows, e, op)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("transaction %s: %w", a.gtid, err)
 		}
 		return nil, nil
