@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,16 @@ const (
 	applyBatch = 512
 	// readAhead is how many Txns the tailer may read beyond the window.
 	readAhead = 16384
+	// sendBatchBytes is about the most the sender writes at once.
+	sendBatchBytes = 64 << 10
 )
+
+// sendItem is a Txn the sender has encoded and queued.
+type sendItem struct {
+	seq   uint64
+	gtid  string
+	frame []byte // AppendTxn's
+}
 
 // Source is what the Engine tails: the local server's binlog (Tailer).
 type Source interface {
@@ -332,11 +342,14 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 	// The tailer reads ahead of the window into a queue, so that the
 	// local writes are observed (for the "newer" rule) as soon as they are
 	// in the binlog, not only once the peer has acknowledged what came
-	// before them.
-	ahead := make(chan *Txn, readAhead)
+	// before them. The queue holds the Txns encoded: a catch-up fills it,
+	// and 16k decoded Txns are a pointer graph the GC would scan each
+	// cycle; their encodings are flat bytes.
+	ahead := make(chan sendItem, readAhead)
 	tailDone := make(chan error, 1)
 	go func() {
 		defer close(ahead)
+		var scratch []byte
 		tailDone <- e.o.Source.Run(ctx, from, func(t *Txn) error {
 			e.update(func(st *Status) { st.Read = t.GTID })
 			if e.o.Observe != nil {
@@ -348,16 +361,31 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 				// reported can repeat the boundary.
 				return nil
 			}
+			scratch = AppendTxn(scratch[:0], t)
+			if len(scratch) > MaxTxnBytes {
+				err := fmt.Errorf("transaction %s is %d MiB encoded, over the %d MiB one rows stream frame carries: replication from this node stops at it; split such transactions on the source (smaller batches), then restart tandem",
+					t.GTID, len(scratch)>>20, MaxTxnBytes>>20)
+				cancel(err)
+				return err
+			}
+			it := sendItem{seq: t.Seq, gtid: t.GTID, frame: slices.Clone(scratch)}
+			if cap(scratch) > 1<<20 {
+				scratch = nil // don't pin one large transaction's buffer
+			}
 			select {
-			case ahead <- t:
+			case ahead <- it:
 				return nil
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
 		})
 	}()
-	var buf []byte
-	for t := range ahead {
+	// Frames go out in batches of what the queue holds (up to
+	// sendBatchBytes): one SSH packet and one write for many small
+	// transactions on a catch-up, one frame each when they trickle in.
+	var batch []byte
+	var last string // the GTID of the batch's last transaction
+	for it := range ahead {
 		select {
 		case <-slots:
 		case <-ctx.Done():
@@ -365,22 +393,27 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 		if ctx.Err() != nil {
 			break
 		}
-		buf = AppendTxn(buf[:0], t)
-		if len(buf) > MaxTxnBytes {
-			cancel(fmt.Errorf("transaction %s is %d MiB encoded, over the %d MiB one rows stream frame carries: replication from this node stops at it; split such transactions on the source (smaller batches), then restart tandem",
-				t.GTID, len(buf)>>20, MaxTxnBytes>>20))
-			break
-		}
+		batch = pipe.AppendFrame(batch, frameTxn, it.frame)
+		last = it.gtid
 		now := e.now()
 		e.mu.Lock()
-		e.sentAt[t.Seq] = now
-		e.st.Sent = t.Seq
+		e.sentAt[it.seq] = now
+		e.st.Sent = it.seq
 		e.st.SentTxns++
 		e.rate.add(now, 1)
 		e.mu.Unlock()
-		if err := st.SendFrame(frameTxn, buf); err != nil {
-			cancel(fmt.Errorf("send transaction %s: %w", t.GTID, err))
+		// Only this loop takes from ahead and slots: what their
+		// lengths show is there for the next round without waiting.
+		if len(ahead) > 0 && len(slots) > 0 && len(batch) < sendBatchBytes {
+			continue
+		}
+		if err := st.SendFrames(batch); err != nil {
+			cancel(fmt.Errorf("send transactions up to %s: %w", last, err))
 			break
+		}
+		batch = batch[:0]
+		if cap(batch) > 1<<20 {
+			batch = nil
 		}
 	}
 	cancel(nil)

@@ -45,6 +45,40 @@ func TestControlMessagesRoundTrip(t *testing.T) {
 	}
 }
 
+// TestWriteFrames: frames sent together read back one by one, and a batch
+// with a frame over the limit, or a cut one, is refused whole.
+func TestWriteFrames(t *testing.T) {
+	var out bytes.Buffer
+	w := NewFrameWriter(&out, 16)
+	var batch []byte
+	bodies := [][]byte{[]byte("one"), {}, []byte("fifteen bytes!!")}
+	for i, b := range bodies {
+		batch = AppendFrame(batch, uint8(i+1), b)
+	}
+	if err := w.WriteFrames(batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]byte{
+		AppendFrame(append([]byte(nil), batch...), 9, []byte("sixteen bytes!!!")),
+		batch[:len(batch)-1],
+		append(append([]byte(nil), batch...), 0, 0),
+	} {
+		if err := w.WriteFrames(bad); err == nil {
+			t.Errorf("WriteFrames(%q) = nil", bad)
+		}
+	}
+	r := NewFrameReader(&out, 16)
+	for i, want := range bodies {
+		typ, body, err := r.Read()
+		if err != nil || typ != uint8(i+1) || !bytes.Equal(body, want) {
+			t.Fatalf("frame %d: %d %q %v, want %d %q", i, typ, body, err, i+1, want)
+		}
+	}
+	if _, _, err := r.Read(); err != io.EOF {
+		t.Errorf("Read after the batch = %v, want io.EOF: a refused batch was sent", err)
+	}
+}
+
 func TestFrameReaderRejects(t *testing.T) {
 	tests := []struct {
 		name string

@@ -86,6 +86,14 @@ func NewFrameWriter(w io.Writer, max int) *FrameWriter {
 	return &FrameWriter{w: w, max: max}
 }
 
+// AppendFrame appends one frame of typ and body to dst, as Write would
+// send it, for WriteFrames to send several at once.
+func AppendFrame(dst []byte, typ uint8, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(1+len(body)))
+	dst = append(dst, typ)
+	return append(dst, body...)
+}
+
 // Write sends one frame. The body is copied before Write returns.
 func (f *FrameWriter) Write(typ uint8, body []byte) error {
 	n := 1 + len(body)
@@ -94,12 +102,30 @@ func (f *FrameWriter) Write(typ uint8, body []byte) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.buf = binary.BigEndian.AppendUint32(f.buf[:0], uint32(n))
-	f.buf = append(f.buf, typ)
-	f.buf = append(f.buf, body...)
+	f.buf = AppendFrame(f.buf[:0], typ, body)
 	_, err := f.w.Write(f.buf)
 	if cap(f.buf) > 1<<20 {
 		f.buf = nil // don't pin one large frame's buffer forever
 	}
+	return err
+}
+
+// WriteFrames sends frames made by AppendFrame in one write: one SSH
+// packet and one system call for many small frames. Each frame is checked
+// against the limit first; on an error nothing is sent.
+func (f *FrameWriter) WriteFrames(frames []byte) error {
+	for rest := frames; len(rest) > 0; {
+		if len(rest) < frameHeader {
+			return fmt.Errorf("%w: %d bytes left of a frame header", ErrMalformed, len(rest))
+		}
+		n := binary.BigEndian.Uint32(rest)
+		if n == 0 || uint64(n) > uint64(f.max) || uint64(n) > uint64(len(rest)-4) {
+			return fmt.Errorf("%w: a frame of %d bytes among %d, limit %d", ErrFrameTooLarge, n, len(rest), f.max)
+		}
+		rest = rest[4+n:]
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.w.Write(frames)
 	return err
 }

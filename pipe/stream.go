@@ -37,6 +37,9 @@ func (s *Stream) Send(m Message) error {
 // SendFrame writes one frame with a body encoded by the caller.
 func (s *Stream) SendFrame(typ uint8, body []byte) error { return s.w.Write(typ, body) }
 
+// SendFrames writes frames built with AppendFrame, in one write.
+func (s *Stream) SendFrames(frames []byte) error { return s.w.WriteFrames(frames) }
+
 // Recv reads the next frame. The body is valid only until the next Recv.
 // It returns io.EOF when the peer closed its side between frames.
 func (s *Stream) Recv() (typ uint8, body []byte, err error) { return s.r.Read() }
