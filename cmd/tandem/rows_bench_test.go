@@ -50,7 +50,8 @@ var (
 	rowsSlowLog     = flag.Duration("rows.slowlog", 0, "BenchmarkRows: if set, beta's and the replica's servers log statements slower than this to files in the temp dir (logged, kept)")
 )
 
-const rowsOneWay = 50 * time.Millisecond
+// rowsOneWay is the delay the proxy adds each way (the 100 ms RTT).
+var rowsOneWay = flag.Duration("rows.oneway", 50*time.Millisecond, "BenchmarkRows: delay the proxy adds each way between the nodes and to the native replica")
 
 // rowsBench is the two setups under test.
 type rowsBench struct {
@@ -238,7 +239,7 @@ func startRowsBench(b *testing.B) *rowsBench {
 	}
 
 	nodes, err := setupPair(filepath.Join(b.TempDir(), "nodes"), pairOptions{
-		Dial:  proxyDial(b, nil, rowsOneWay),
+		Dial:  proxyDial(b, nil, *rowsOneWay),
 		SSH:   "heartbeat = \"200ms\"\ntimeout = \"1s\"\n",
 		Extra: extra,
 	})
@@ -257,7 +258,7 @@ func startRowsBench(b *testing.B) *rowsBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p.SetLatency(rowsOneWay)
+	p.SetLatency(*rowsOneWay)
 	b.Cleanup(func() { p.Close() })
 	var pos string
 	if err := rb.primaryDB.QueryRow("SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
@@ -511,6 +512,7 @@ func gtidSeq(b testing.TB, db *sql.DB) uint64 {
 // beta's daemon again and times until beta has applied all of it.
 func (rb *rowsBench) catchUpTandem(b testing.TB) catchResult {
 	b.Helper()
+	rb.quiesce(b)
 	rb.heartbeatSeen(b, rb.dbs[0], rb.dbs[1])
 	rb.procs[1].stop(b)
 	from, to := rb.backlog(b, rb.servers[0], rb.dbs[0])
@@ -551,6 +553,7 @@ func (rb *rowsBench) catchUpTandem(b testing.TB) catchResult {
 // reaches the primary's last transaction.
 func (rb *rowsBench) catchUpNative(b testing.TB) catchResult {
 	b.Helper()
+	rb.quiesce(b)
 	rb.heartbeatSeen(b, rb.primaryDB, rb.replicaDB)
 	if _, err := rb.replicaDB.Exec("STOP SLAVE"); err != nil {
 		b.Fatal(err)
@@ -593,6 +596,38 @@ func (rb *rowsBench) catchUpNative(b testing.TB) catchResult {
 	}
 	r.cpu = fmt.Sprintf("replica's mariadbd %.1f s", (serverCPU(b, rb.replica) - cpu0).Seconds())
 	return r
+}
+
+// quiesce waits (up to a minute) until the servers and daemons together
+// use under 5% of a core over half a second: a catch-up starts with the
+// machine as quiet for either side, not while a server still purges what
+// the case before it deleted.
+func (rb *rowsBench) quiesce(b testing.TB) {
+	b.Helper()
+	used := func() time.Duration {
+		var d time.Duration
+		for _, s := range []*mysqltest.Server{rb.servers[0], rb.servers[1], rb.primary, rb.replica} {
+			d += serverCPU(b, s)
+		}
+		for _, p := range rb.procs {
+			d += procCPU(b, p.cmd.Process.Pid)
+		}
+		return d
+	}
+	const window = 500 * time.Millisecond
+	deadline := time.Now().Add(time.Minute)
+	for before := used(); ; {
+		time.Sleep(window) // a measuring window, not a synchronisation
+		now := used()
+		if now-before < window/20 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Logf("the servers and daemons did not quiet down in a minute (%v CPU in the last %v); measuring anyway", now-before, window)
+			return
+		}
+		before = now
+	}
 }
 
 // serverCPU returns the CPU time a server process has used.
