@@ -30,7 +30,9 @@ type Options struct {
 	Epoch func() uint64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// MaxBackoff caps the wait between redials (default 3s).
+	// MaxBackoff caps the wait between redials (default 1s: a dial is a
+	// TCP connect, cheap to repeat, and a peer back from a restart then
+	// gets its backlog half a second sooner on average).
 	MaxBackoff time.Duration
 	// Listener, when set, is used instead of listening on Config.Listen.
 	Listener net.Listener
@@ -112,7 +114,7 @@ func New(opts Options) (*Node, error) {
 		opts.Epoch = func() uint64 { return 0 }
 	}
 	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 3 * time.Second
+		opts.MaxBackoff = time.Second
 	}
 	n := &Node{
 		opts:      opts,
