@@ -224,8 +224,8 @@ func applyAppendRowKeys(b []byte, r *Row) (_ []byte, mid int) {
 	return b, mid
 }
 
-// applyAppendKey appends rowKey(r.Schema, r.Table, r.Key, img) for a
-// table with a key.
+// applyAppendKey appends the identity of the row img of r's table (one
+// with a key): its schema, table and key values.
 func applyAppendKey(b []byte, r *Row, img []Value) []byte {
 	b = rowKeyAppendTable(b, r.Schema, r.Table)
 	for _, k := range r.Key {

@@ -172,35 +172,8 @@ func rowKeyOf(key []int, img []Value) []Value {
 	return out
 }
 
-// rowKey is the identity of the row img in a table: a string that is
-// equal for equal key values.
-func rowKey(schema, table string, key []int, img []Value) string {
-	if len(key) == 0 {
-		return rowKeyValues(schema, table, img)
-	}
-	var buf [128]byte
-	b := rowKeyAppendTable(buf[:0], schema, table)
-	for _, k := range key {
-		b = rowKeyAppendValue(b, img[k])
-	}
-	return string(b)
-}
-
-// rowTableKey is the identity of a whole table.
-func rowTableKey(schema, table string) string {
-	var buf [128]byte
-	return string(append(rowKeyAppendTable(buf[:0], schema, table), '*'))
-}
-
-func rowKeyValues(schema, table string, vals []Value) string {
-	var buf [128]byte
-	b := rowKeyAppendTable(buf[:0], schema, table)
-	for _, v := range vals {
-		b = rowKeyAppendValue(b, v)
-	}
-	return string(b)
-}
-
+// rowKeyAppendTable and rowKeyAppendValue build a row's identity in a
+// table: bytes that are equal for equal key values (applyAppendKey).
 func rowKeyAppendTable(b []byte, schema, table string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(schema)))
 	b = append(b, schema...)
