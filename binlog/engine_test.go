@@ -237,3 +237,27 @@ func TestEngineApplyErrorStopsAndRetries(t *testing.T) {
 	wantSeqs(t, b.sink, "alpha", 1)
 	pipetest.WaitFor(t, "the apply error cleared", func() bool { return b.eng.Status().ApplyError == "" })
 }
+
+// TestEngineStopsAtOversizedTxn: a transaction too large for one frame
+// stops the sender at it, with the reason in the status; what came before
+// is applied, nothing after it is, and nothing is skipped silently.
+func TestEngineStopsAtOversizedTxn(t *testing.T) {
+	a, b := newEngineSide(t, "alpha", "beta"), newEngineSide(t, "beta", "alpha")
+	if err := a.eng.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a.src.commit("alpha", 1)
+	big := a.src.commit("alpha", 0)
+	a.src.mu.Lock()
+	big.Rows = []Row{{Op: Insert, Schema: "shop", Table: "t",
+		Columns: []Column{{Name: "id", Type: "int"}, {Name: "b", Type: "longblob"}}, Key: []int{0},
+		After: []Value{{Kind: Int, I: 1}, {Kind: Bytes, B: make([]byte, MaxTxnBytes)}}}}
+	a.src.mu.Unlock()
+	a.src.commit("alpha", 1)
+	startPair(t, a, b)
+	pipetest.WaitFor(t, "the oversized transaction in alpha's status", func() bool {
+		e := a.eng.Status().SendError
+		return strings.Contains(e, "transaction 0-1-2 is ") && strings.Contains(e, "MiB encoded, over the")
+	})
+	wantSeqs(t, b.sink, "alpha", 1)
+}
