@@ -138,6 +138,7 @@ func (e *Engine) Seed(ctx context.Context, progress func(SeedProgress)) (gtid st
 	defer st.Close()
 	context.AfterFunc(ctx, func() { st.Close() })
 	loaded := 0
+	dec := newTxnDecoder() // a dump repeats each table's definition in every Txn
 	for {
 		typ, body, err := st.Recv()
 		if err != nil {
@@ -148,7 +149,7 @@ func (e *Engine) Seed(ctx context.Context, progress func(SeedProgress)) (gtid st
 		}
 		switch typ {
 		case frameSeedTxn:
-			t, err := DecodeTxn(body)
+			t, err := dec.decode(body)
 			if err != nil {
 				return "", fmt.Errorf("seed: %w", err)
 			}
