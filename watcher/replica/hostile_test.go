@@ -825,3 +825,63 @@ func TestHostileRefusedChangeInBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRenameBatchWaitsForItsDelete: the sender read a rename from its
+// index as a create and a delete of the same content, and flagged them as
+// one batch. Beta takes the create, waits for the delete instead of
+// applying the create alone, and then moves its own copy: it asks for no
+// content. (Without the flag, a delete arriving a moment late cost the
+// whole file over the link.)
+func TestRenameBatchWaitsForItsDelete(t *testing.T) {
+	waiting := make(chan int, 1)
+	testHookWaitMore = func(n int) {
+		select {
+		case waiting <- n:
+		default:
+		}
+	}
+	t.Cleanup(func() { testHookWaitMore = nil }) // after the engine's own cleanups
+	h := newHostile(t)
+	st, wm := h.files(t)
+	bulk := h.bulk(t)
+	content := randomBytes(InlineMax + 1000)
+	if err := st.Send(largeChange(wm+1, "big.bin", content)); err != nil {
+		t.Fatal(err)
+	}
+	expectWant(t, st, wm+1)
+	if err := bulk.Send(&Range{Root: rootName, Seq: wm + 1, Size: int64(len(content)), Delta: literalDelta(t, content)}); err != nil {
+		t.Fatal(err)
+	}
+	expectAck(t, st, wm+1)
+
+	create := largeChange(wm+2, "moved/big.bin", content)
+	create.Flags |= flagMore
+	if err := st.Send(create); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case n := <-waiting:
+		if n != 1 {
+			t.Fatalf("beta waits for more with %d changes in hand, want 1", n)
+		}
+	case <-timer.C:
+		t.Fatalf("beta did not wait for the rest of a flagged batch within %v", waitTimeout)
+	}
+	del := &Change{Seq: wm + 3, Rec: index.Record{Path: "big.bin", Type: index.File, Deleted: true,
+		Size: int64(len(content)), Hash: blake3.Sum256(content),
+		Vector: conflict.Vector{{Node: "alpha", Value: wm + 3}}, Origin: "alpha"}}
+	if err := st.Send(del); err != nil {
+		t.Fatal(err)
+	}
+	// A Want for wm+2 would come before this Ack if beta asked for the
+	// content.
+	expectAck(t, st, wm+3)
+	if got, err := os.ReadFile(filepath.Join(h.beta.root, "moved/big.bin")); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("moved/big.bin holds %d bytes (%v), want the %d of big.bin", len(got), err, len(content))
+	}
+	if _, err := os.Lstat(filepath.Join(h.beta.root, "big.bin")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("big.bin still there after the rename: %v", err)
+	}
+}

@@ -158,6 +158,20 @@ type incoming struct {
 	abandon uint64
 }
 
+// testHookWaitMore, when set (before the engine starts), is called with
+// the batch's length each time the receiver waits for the rest of a
+// flagged batch.
+var testHookWaitMore func(n int)
+
+// more reports whether the sender flagged more changes of the same batch
+// right behind this one; an Abandon leaves that as it was (was).
+func (it incoming) more(was bool) bool {
+	if it.change == nil {
+		return was
+	}
+	return it.change.Flags&flagMore != 0
+}
+
 func (rc *receiver) run(ctx context.Context) error {
 	in := make(chan incoming, recvBatch)
 	errc := make(chan error, 1)
@@ -229,12 +243,32 @@ func (rc *receiver) run(ctx context.Context) error {
 				return err
 			}
 		case item := <-in:
+			// What has arrived goes as one batch, and so does the rest of
+			// a batch the sender flagged as having more (flagMore).
 			batch := []incoming{item}
+			more := item.more(false)
 		drain:
 			for len(batch) < recvBatch {
+				if more {
+					if testHookWaitMore != nil {
+						testHookWaitMore(len(batch))
+					}
+					select {
+					case item := <-in:
+						batch = append(batch, item)
+						more = item.more(more)
+						continue
+					case <-ctx.Done():
+						return nil
+					case err := <-errc:
+						errc <- err // the reader has ended: the slot is free
+						break drain
+					}
+				}
 				select {
 				case item := <-in:
 					batch = append(batch, item)
+					more = item.more(more)
 				default:
 					break drain
 				}

@@ -206,6 +206,27 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 			if err != nil && !errors.Is(err, errStop) {
 				return err
 			}
+			// Each change goes once the next one of the batch is known,
+			// flagged as having more behind it (flagMore): the receiver
+			// applies the batch as one.
+			var held *Change
+			send := func(m *Change, more bool) error {
+				if more {
+					m.Flags |= flagMore
+				}
+				enc.Reset()
+				m.Encode(&enc)
+				if err := st.SendFrame(m.Type(), enc.Buf()); err != nil {
+					return err
+				}
+				if m.Flags&flagLarge != 0 {
+					large[m.Seq] = m.Rec
+				}
+				inflight = append(inflight, m.Seq)
+				r.sent.Add(1)
+				r.lastSent.Store(e.opts.Now().UnixNano())
+				return nil
+			}
 			for i := range batch {
 				rec := &batch[i]
 				cursor = rec.Seq
@@ -217,17 +238,17 @@ func (e *Engine) sendRootOnce(ctx context.Context, s *pipe.Session, r *rootState
 					e.log.Debug("skipped a change that is already outdated", zap.String("path", rec.Path), zap.Uint64("seq", rec.Seq))
 					continue // changed while we read it: a newer record follows
 				}
-				enc.Reset()
-				m.Encode(&enc)
-				if err := st.SendFrame(m.Type(), enc.Buf()); err != nil {
+				if held != nil {
+					if err := send(held, true); err != nil {
+						return err
+					}
+				}
+				held = m
+			}
+			if held != nil {
+				if err := send(held, false); err != nil {
 					return err
 				}
-				if m.Flags&flagLarge != 0 {
-					large[rec.Seq] = *rec
-				}
-				inflight = append(inflight, rec.Seq)
-				r.sent.Add(1)
-				r.lastSent.Store(e.opts.Now().UnixNano())
 			}
 			if !more {
 				// Everything up to top was seen, including numbers whose

@@ -60,6 +60,12 @@ const (
 	flagInline uint8 = 1 << 0 // Data holds the whole content
 	flagZstd   uint8 = 1 << 1 // Data is zstd-compressed
 	flagLarge  uint8 = 1 << 2 // content follows on request (Want)
+	// flagMore: the sender has more changes of the same batch right behind
+	// this one. The receiver applies them together, so a rename (a delete
+	// and a create the sender read from the index at once) is done from
+	// the local copy instead of sent again. Receivers that do not know it
+	// ignore it.
+	flagMore uint8 = 1 << 3
 )
 
 // ErrBadPath is wrapped by every refusal of a path from the peer.
