@@ -6,10 +6,15 @@ import (
 )
 
 // debouncer holds paths that changed recently until each is quiet: a path is
-// due once quiet has passed since its last change, or maxDelay since its
-// first change not yet reported, whichever comes first, so a file written in
-// one burst is reported once and a file written without pause is still
-// reported at least every maxDelay.
+// due once quiet has passed since its last change and since the last time
+// a path not held before was touched, or maxDelay since its first change not
+// yet reported, whichever comes first. So a file written in one burst is
+// reported once, a file written without pause is still reported at least
+// every maxDelay, and the paths of one burst of changes (a rename's old and
+// new name, a directory and what it holds) are reported together, however
+// the event loop spaced their events; a path rewritten without pause does
+// not hold back the others, since only paths new to the debouncer extend
+// the burst.
 //
 // It reads no clock: every method takes the current time, and times must not
 // go backwards from one call to the next (a time before the latest one seen
@@ -23,6 +28,7 @@ type debouncer struct {
 	byLast  list.List // of *debounceEntry, oldest last change first
 	byFirst list.List // of *debounceEntry, oldest first change first
 	latest  time.Time
+	newest  time.Time // when a path not held before was last touched
 }
 
 type debounceEntry struct {
@@ -47,6 +53,7 @@ func (d *debouncer) Touch(path string, now time.Time) {
 		d.byLast.MoveToBack(e.inLast)
 		return
 	}
+	d.newest = now
 	e := &debounceEntry{path: path, first: now, last: now}
 	e.inLast = d.byLast.PushBack(e)
 	e.inFirst = d.byFirst.PushBack(e)
@@ -56,9 +63,15 @@ func (d *debouncer) Touch(path string, now time.Time) {
 // Due removes the paths that are due at now and passes each to emit, in no
 // particular order.
 func (d *debouncer) Due(now time.Time, emit func(path string)) {
+	// The burst has settled, or it has lasted so long that a path is due
+	// by maxDelay: then every path quiet on its own goes with it.
+	settled := !now.Before(d.newest.Add(d.quiet))
+	if f := d.byFirst.Front(); f != nil && !now.Before(f.Value.(*debounceEntry).first.Add(d.maxDelay)) {
+		settled = true
+	}
 	for {
 		var e *debounceEntry
-		if f := d.byLast.Front(); f != nil && !now.Before(f.Value.(*debounceEntry).last.Add(d.quiet)) {
+		if f := d.byLast.Front(); settled && f != nil && !now.Before(f.Value.(*debounceEntry).last.Add(d.quiet)) {
 			e = f.Value.(*debounceEntry)
 		} else if f := d.byFirst.Front(); f != nil && !now.Before(f.Value.(*debounceEntry).first.Add(d.maxDelay)) {
 			e = f.Value.(*debounceEntry)
@@ -78,6 +91,9 @@ func (d *debouncer) Next() (at time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	at = l.Value.(*debounceEntry).last.Add(d.quiet)
+	if settle := d.newest.Add(d.quiet); settle.After(at) {
+		at = settle
+	}
 	if byFirst := f.Value.(*debounceEntry).first.Add(d.maxDelay); byFirst.Before(at) {
 		at = byFirst
 	}
@@ -90,6 +106,7 @@ func (d *debouncer) Len() int { return len(d.paths) }
 // Reset forgets every path held.
 func (d *debouncer) Reset() {
 	clear(d.paths)
+	d.newest = time.Time{}
 	d.byLast.Init()
 	d.byFirst.Init()
 }

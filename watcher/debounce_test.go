@@ -57,6 +57,24 @@ func every(path string, from, to, step time.Duration) []touchAt {
 	return ts
 }
 
+// newPaths touches a new path p000, p001, ... at each step.
+func newPaths(from, to, step time.Duration) []touchAt {
+	var ts []touchAt
+	for at := from; at <= to; at += step {
+		ts = append(ts, touchAt{at, fmt.Sprintf("p%03d", len(ts))})
+	}
+	return ts
+}
+
+// pathNames lists p<from> to p<to> as an emission's paths.
+func pathNames(from, to int) string {
+	var names []string
+	for i := from; i <= to; i++ {
+		names = append(names, fmt.Sprintf("p%03d", i))
+	}
+	return strings.Join(names, " ")
+}
+
 func TestDebouncer(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -74,9 +92,22 @@ func TestDebouncer(t *testing.T) {
 			want:    []emission{{11 * ms, "a"}},
 		},
 		{
-			name:    "paths are debounced each on its own",
+			name:    "a burst of new paths is reported once it settles, a path rewritten in it once quiet",
 			touches: []touchAt{{0, "a"}, {1 * ms, "b"}, {2 * ms, "c"}, {4 * ms, "a"}},
-			want:    []emission{{6 * ms, "b"}, {7 * ms, "c"}, {9 * ms, "a"}},
+			want:    []emission{{7 * ms, "b c"}, {9 * ms, "a"}},
+		},
+		{
+			// The walk of a new directory reports what it holds; the
+			// event for the old name of what was moved into it comes
+			// later, by as long as the walk took.
+			name:    "a rename's two names come together however far apart their events",
+			touches: []touchAt{{0, "moved"}, {0, "moved/big"}, {4 * ms, "big"}},
+			want:    []emission{{9 * ms, "big moved moved/big"}},
+		},
+		{
+			name:    "a long burst of new paths is cut at max delay, with every path then quiet",
+			touches: newPaths(0, 118*ms, 2*ms),
+			want:    []emission{{100 * ms, pathNames(0, 47)}, {123 * ms, pathNames(48, 59)}},
 		},
 		{
 			name:    "paths quiet at the same instant come together",
@@ -121,8 +152,8 @@ func TestDebouncerNext(t *testing.T) {
 	}
 	d.Touch("a", t0)
 	d.Touch("b", t0.Add(2*ms))
-	if at, _ := d.Next(); !at.Equal(t0.Add(5 * ms)) {
-		t.Errorf("Next() = +%v, want +5ms (a quiet)", at.Sub(t0))
+	if at, _ := d.Next(); !at.Equal(t0.Add(7 * ms)) {
+		t.Errorf("Next() = +%v, want +7ms (the burst settled: b is the newest path)", at.Sub(t0))
 	}
 	d.Touch("a", t0.Add(4*ms))
 	if at, _ := d.Next(); !at.Equal(t0.Add(7 * ms)) {

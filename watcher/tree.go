@@ -57,9 +57,11 @@ type Options struct {
 	// Exclude lists gitignore-style patterns of paths not to watch nor report
 	// (see Tree.Excluded).
 	Exclude []string
-	// Quiet is how long a path must see no event before it is reported
-	// (default DefaultQuiet). Linux has no portable close-write event, so
-	// this is what coalesces the many writes of one file.
+	// Quiet is how long a path must see no event, and the tree no event
+	// for a path not yet waiting, before it is reported (default
+	// DefaultQuiet). Linux has no portable close-write event, so this is
+	// what coalesces the many writes of one file; it also keeps a burst's
+	// paths (a rename's two names) in one batch.
 	Quiet time.Duration
 	// MaxDelay bounds how long a path that keeps changing waits before it is
 	// reported anyway (default DefaultMaxDelay).
