@@ -885,3 +885,54 @@ func TestRenameBatchWaitsForItsDelete(t *testing.T) {
 		t.Fatalf("big.bin still there after the rename: %v", err)
 	}
 }
+
+// TestConflictCopyFromPeerIsReused: alpha decided a conflict first and sent
+// its copy of the loser (its own version) before its version of the path.
+// Beta, deciding the same conflict, finds that copy under the name it
+// would choose and keeps it: one copy on both nodes, not a second one
+// under "-2" (which CI saw in TestFilesInitialSyncOfIdenticalTreesSendsNoContent).
+func TestConflictCopyFromPeerIsReused(t *testing.T) {
+	h := newHostile(t)
+	h.sendGood(t, "ready.txt") // beta's watcher and engine are up
+	mustWrite(t, filepath.Join(h.beta.root, "differs.txt"), []byte("beta's"))
+	waitFor(t, "beta's own version of differs.txt in its index", func() bool {
+		rec, ok, err := h.beta.db.Get(rootName, "differs.txt")
+		return err == nil && ok && rec.Origin == "beta"
+	})
+	st, wm := h.files(t)
+	alphas := testChange(wm+1, "differs.txt", "alpha's") // older than beta's: alpha loses
+	name := conflict.ConflictName("differs.txt", "alpha", time.Unix(0, alphas.Rec.MtimeNs), nil)
+	cp := testChange(wm+1, name, "alpha's")
+	cp.Rec.Vector = alphas.Rec.Vector // a copy has the loser's vector
+	alphas.Seq = wm + 2
+	if err := st.Send(cp); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(alphas); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f := recvFrame(t, st)
+		var a Ack
+		if f.err != nil || f.typ != typeAck || pipe.Unmarshal(f.body, &a) != nil {
+			t.Fatalf("waiting for Ack %d: frame type %d, %v", wm+2, f.typ, f.err)
+		}
+		if a.Seq == wm+2 {
+			break
+		}
+	}
+	copies, _ := filepath.Glob(filepath.Join(h.beta.root, "differs.conflict-*"))
+	if len(copies) != 1 || filepath.Base(copies[0]) != name {
+		t.Errorf("conflict copies on beta = %v, want just %s", copies, name)
+	}
+	if got, err := os.ReadFile(filepath.Join(h.beta.root, name)); err != nil || string(got) != "alpha's" {
+		t.Errorf("%s holds %q, %v; want alpha's version", name, got, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(h.beta.root, "differs.txt")); err != nil || string(got) != "beta's" {
+		t.Errorf("differs.txt holds %q, %v; want beta's version, the newer", got, err)
+	}
+	entries, err := h.beta.conflicts.List(conflict.Filter{})
+	if err != nil || len(entries) != 1 || entries[0].KeptAs != name {
+		t.Errorf("conflict log = %+v, %v; want one entry keeping %s", entries, err, name)
+	}
+}

@@ -461,11 +461,8 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	taken := func(name string) bool {
-		_, err := r.tree.root.Lstat(name)
-		return err == nil
-	}
-	d := conflict.Decide(rec.Path, versionOf(e.opts.Node, &local, ok), versionOf(e.opts.Peer, rec, true), taken)
+	lv, rv := versionOf(e.opts.Node, &local, ok), versionOf(e.opts.Peer, rec, true)
+	d := conflict.Decide(rec.Path, lv, rv, rc.copyTaken(rec.Path, lv, rv))
 
 	// Where the remote version must be written, if anywhere.
 	dest := ""
@@ -475,9 +472,12 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 	case d.Action == conflict.Conflict && d.KeepLoserAs != "":
 		dest = d.KeepLoserAs
 	}
+	// The loser's copy that the peer made and sent, when it decided this
+	// conflict first: nothing to write.
+	copyHere := d.Action == conflict.Conflict && d.Winner == conflict.Local && d.KeepLoserAs != "" && rc.holds(d.KeepLoserAs, rv)
 	if dest != "" && rec.Type == index.File && !rec.Deleted && ct == nil && c.Flags&flagInline == 0 {
 		same := ok && !local.Deleted && local.Type == index.File && local.Hash == rec.Hash && dest == rec.Path
-		if !same {
+		if !same && !copyHere {
 			if ct = rc.moved(rec.Hash, dest); ct == nil {
 				return nil, rc.startTransfer(c, ok, &local)
 			}
@@ -559,7 +559,7 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 			}
 			out = append(out, w)
 		} else {
-			if d.KeepLoserAs != "" && !rec.Deleted {
+			if d.KeepLoserAs != "" && !rec.Deleted && !copyHere {
 				// The copy is this node's to send: the peer may learn of
 				// the conflict only through our merged version, which
 				// dominates its own, and then keeps no copy itself.
@@ -592,6 +592,51 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 		r.lagNs.Store(max(0, now.UnixNano()-rec.MtimeNs))
 	}
 	return out, nil
+}
+
+// copyTaken returns Decide's taken for a conflict between lv and rv at
+// path: a name is taken when something is there, unless it is the loser's
+// copy already (its record holds the loser's content), which the peer made
+// and sent when it decided the same conflict first. Both nodes then choose
+// the same name, and keep one copy, not two.
+func (rc *receiver) copyTaken(path string, lv, rv conflict.Version) func(string) bool {
+	return func(name string) bool {
+		if _, err := rc.r.tree.root.Lstat(name); err != nil {
+			return false
+		}
+		loser := conflict.Decide(path, lv, rv, nil).Winner.Other().Of(lv, rv)
+		return !rc.holds(name, loser)
+	}
+}
+
+// holds reports whether the file or symlink at name has v's content, as
+// it is on disk now: the copy may have been written earlier in this batch,
+// before its record is stored.
+func (rc *receiver) holds(name string, v conflict.Version) bool {
+	root := rc.r.tree.root
+	fi, err := root.Lstat(name)
+	if err != nil || v.Deleted {
+		return false
+	}
+	switch {
+	case v.Type == conflict.TypeSymlink && fi.Mode()&os.ModeSymlink != 0:
+		target, err := root.Readlink(name)
+		return err == nil && target == v.Target
+	case v.Type == conflict.TypeFile && fi.Mode().IsRegular() && fi.Size() == v.Size:
+		f, err := root.Open(name)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		h := blake3.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return false
+		}
+		var sum conflict.Hash
+		h.Sum(sum[:0])
+		return sum == v.Hash
+	}
+	return false
 }
 
 // write puts version w (a record from the peer, maybe at another path) on
