@@ -382,6 +382,20 @@ func literalDelta(t *testing.T, content []byte) []byte {
 	return buf.Bytes()
 }
 
+// sendLarge announces a large file at seq, answers the receiver's Want
+// with the whole content on bulk, and checks the Ack.
+func sendLarge(t *testing.T, st, bulk *pipe.Stream, seq uint64, path string, content []byte) {
+	t.Helper()
+	if err := st.Send(largeChange(seq, path, content)); err != nil {
+		t.Fatal(err)
+	}
+	expectWant(t, st, seq)
+	if err := bulk.Send(&Range{Root: rootName, Seq: seq, Size: int64(len(content)), Delta: literalDelta(t, content)}); err != nil {
+		t.Fatal(err)
+	}
+	expectAck(t, st, seq)
+}
+
 // expectWant reads the receiver's Want for seq.
 func expectWant(t *testing.T, st *pipe.Stream, seq uint64) {
 	t.Helper()
@@ -629,14 +643,7 @@ func TestHostilePeer(t *testing.T) {
 			}
 			// ...and the bulk stream still carries a real transfer.
 			content := randomBytes(InlineMax + 1000)
-			if err := st.Send(largeChange(wm+1, "large.bin", content)); err != nil {
-				t.Fatal(err)
-			}
-			expectWant(t, st, wm+1)
-			if err := bulk.Send(&Range{Root: rootName, Seq: wm + 1, Size: int64(len(content)), Delta: literalDelta(t, content)}); err != nil {
-				t.Fatal(err)
-			}
-			expectAck(t, st, wm+1)
+			sendLarge(t, st, bulk, wm+1, "large.bin", content)
 			if got, err := os.ReadFile(filepath.Join(h.beta.root, "large.bin")); err != nil || !bytes.Equal(got, content) {
 				t.Fatalf("large.bin holds %d bytes (%v), want the %d sent", len(got), err, len(content))
 			}
@@ -845,14 +852,7 @@ func TestRenameBatchWaitsForItsDelete(t *testing.T) {
 	st, wm := h.files(t)
 	bulk := h.bulk(t)
 	content := randomBytes(InlineMax + 1000)
-	if err := st.Send(largeChange(wm+1, "big.bin", content)); err != nil {
-		t.Fatal(err)
-	}
-	expectWant(t, st, wm+1)
-	if err := bulk.Send(&Range{Root: rootName, Seq: wm + 1, Size: int64(len(content)), Delta: literalDelta(t, content)}); err != nil {
-		t.Fatal(err)
-	}
-	expectAck(t, st, wm+1)
+	sendLarge(t, st, bulk, wm+1, "big.bin", content)
 
 	create := largeChange(wm+2, "moved/big.bin", content)
 	create.Flags |= flagMore

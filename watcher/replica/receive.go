@@ -249,29 +249,28 @@ func (rc *receiver) run(ctx context.Context) error {
 			more := item.more(false)
 		drain:
 			for len(batch) < recvBatch {
+				var item incoming
 				if more {
 					if testHookWaitMore != nil {
 						testHookWaitMore(len(batch))
 					}
 					select {
-					case item := <-in:
-						batch = append(batch, item)
-						more = item.more(more)
-						continue
+					case item = <-in:
 					case <-ctx.Done():
 						return nil
 					case err := <-errc:
 						errc <- err // the reader has ended: the slot is free
 						break drain
 					}
+				} else {
+					select {
+					case item = <-in:
+					default:
+						break drain
+					}
 				}
-				select {
-				case item := <-in:
-					batch = append(batch, item)
-					more = item.more(more)
-				default:
-					break drain
-				}
+				batch = append(batch, item)
+				more = item.more(more)
 			}
 			if err := rc.apply(ctx, batch); err != nil {
 				return err
@@ -628,15 +627,21 @@ func (rc *receiver) holds(name string, v conflict.Version) bool {
 			return false
 		}
 		defer f.Close()
-		h := blake3.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return false
-		}
-		var sum conflict.Hash
-		h.Sum(sum[:0])
-		return sum == v.Hash
+		sum, err := hashOf(f)
+		return err == nil && conflict.Hash(sum) == v.Hash
 	}
 	return false
+}
+
+// hashOf returns the BLAKE3 hash of what r holds.
+func hashOf(r io.Reader) ([32]byte, error) {
+	var sum [32]byte
+	h := blake3.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 // write puts version w (a record from the peer, maybe at another path) on
@@ -833,12 +838,10 @@ func (rc *receiver) finish(ctx context.Context, trs ...*transfer) error {
 			rc.e.log.Warn("large file transfer failed; the sender sends it again", zap.String("path", tr.c.Rec.Path), zap.Error(trErr))
 			return trErr
 		}
-		h := blake3.New()
-		if _, err := io.Copy(h, io.NewSectionReader(tmp, 0, tr.c.Rec.Size)); err != nil {
+		sum, err := hashOf(io.NewSectionReader(tmp, 0, tr.c.Rec.Size))
+		if err != nil {
 			return err
 		}
-		var sum [32]byte
-		copy(sum[:], h.Sum(nil))
 		if sum != tr.c.Rec.Hash {
 			return fmt.Errorf("%w: content of %s does not match its hash", pipe.ErrMalformed, tr.c.Rec.Path)
 		}
