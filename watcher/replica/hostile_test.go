@@ -833,13 +833,10 @@ func TestHostileRefusedChangeInBatch(t *testing.T) {
 	}
 }
 
-// TestRenameBatchWaitsForItsDelete: the sender read a rename from its
-// index as a create and a delete of the same content, and flagged them as
-// one batch. Beta takes the create, waits for the delete instead of
-// applying the create alone, and then moves its own copy: it asks for no
-// content. (Without the flag, a delete arriving a moment late cost the
-// whole file over the link.)
-func TestRenameBatchWaitsForItsDelete(t *testing.T) {
+// hookWaitMore sets testHookWaitMore, before the engine starts and until
+// after it stops, to report on the returned channel each wait of the
+// receiver for the rest of a flagged batch.
+func hookWaitMore(t *testing.T) <-chan int {
 	waiting := make(chan int, 1)
 	testHookWaitMore = func(n int) {
 		select {
@@ -848,6 +845,32 @@ func TestRenameBatchWaitsForItsDelete(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookWaitMore = nil }) // after the engine's own cleanups
+	return waiting
+}
+
+// expectWaitMore returns the batch length the receiver waits with, failing
+// if it does not wait.
+func expectWaitMore(t *testing.T, waiting <-chan int) int {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case n := <-waiting:
+		return n
+	case <-timer.C:
+		t.Fatalf("beta did not wait for the rest of a flagged batch within %v", waitTimeout)
+		return 0
+	}
+}
+
+// TestRenameBatchWaitsForItsDelete: the sender read a rename from its
+// index as a create and a delete of the same content, and flagged them as
+// one batch. Beta takes the create, waits for the delete instead of
+// applying the create alone, and then moves its own copy: it asks for no
+// content. (Without the flag, a delete arriving a moment late cost the
+// whole file over the link.)
+func TestRenameBatchWaitsForItsDelete(t *testing.T) {
+	waiting := hookWaitMore(t)
 	h := newHostile(t)
 	st, wm := h.files(t)
 	bulk := h.bulk(t)
@@ -859,15 +882,8 @@ func TestRenameBatchWaitsForItsDelete(t *testing.T) {
 	if err := st.Send(create); err != nil {
 		t.Fatal(err)
 	}
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	select {
-	case n := <-waiting:
-		if n != 1 {
-			t.Fatalf("beta waits for more with %d changes in hand, want 1", n)
-		}
-	case <-timer.C:
-		t.Fatalf("beta did not wait for the rest of a flagged batch within %v", waitTimeout)
+	if n := expectWaitMore(t, waiting); n != 1 {
+		t.Fatalf("beta waits for more with %d changes in hand, want 1", n)
 	}
 	del := &Change{Seq: wm + 3, Rec: index.Record{Path: "big.bin", Type: index.File, Deleted: true,
 		Size: int64(len(content)), Hash: blake3.Sum256(content),
@@ -934,5 +950,58 @@ func TestConflictCopyFromPeerIsReused(t *testing.T) {
 	entries, err := h.beta.conflicts.List(conflict.Filter{})
 	if err != nil || len(entries) != 1 || entries[0].KeptAs != name {
 		t.Errorf("conflict log = %+v, %v; want one entry keeping %s", entries, err, name)
+	}
+}
+
+// TestDeleteDropsCompleteTransfer: a large file's bytes have all arrived
+// but the receiver has not applied it yet when the peer's delete of the
+// file and of its directory comes. The delete drops the transfer, so its
+// temp file does not keep the directory: gone by the Ack, never seen by a
+// scan as a directory this node made (which resurrected it on both nodes
+// in TestTortureFiles).
+func TestDeleteDropsCompleteTransfer(t *testing.T) {
+	waiting := hookWaitMore(t)
+	h := newHostile(t)
+	st, wm := h.files(t)
+	bulk := h.bulk(t)
+	dir := &Change{Seq: wm + 1, Rec: index.Record{Path: "d", Type: index.Dir, Mode: 0o755,
+		Vector: conflict.Vector{{Node: "alpha", Value: wm + 1}}, Origin: "alpha"}}
+	if err := st.Send(dir); err != nil {
+		t.Fatal(err)
+	}
+	expectAck(t, st, wm+1)
+	content := randomBytes(InlineMax + 1000)
+	if err := st.Send(largeChange(wm+2, "d/big.bin", content)); err != nil {
+		t.Fatal(err)
+	}
+	expectWant(t, st, wm+2)
+
+	// The file's delete, flagged as having more behind it: beta waits for
+	// the rest of the batch while the transfer completes.
+	del := &Change{Seq: wm + 3, Rec: index.Record{Path: "d/big.bin", Type: index.File, Deleted: true,
+		Size: int64(len(content)), Hash: blake3.Sum256(content),
+		Vector: conflict.Vector{{Node: "alpha", Value: wm + 3}}, Origin: "alpha"}, Flags: flagMore}
+	if err := st.Send(del); err != nil {
+		t.Fatal(err)
+	}
+	expectWaitMore(t, waiting)
+	if err := bulk.Send(&Range{Root: rootName, Seq: wm + 2, Size: int64(len(content)), Delta: literalDelta(t, content)}); err != nil {
+		t.Fatal(err)
+	}
+	rc := h.beta.eng.receiverOf(rootName)
+	waitFor(t, "the transfer handed over, complete", func() bool {
+		rc.pendingMu.Lock()
+		defer rc.pendingMu.Unlock()
+		tr := rc.pending[wm+2]
+		return tr != nil && tr.handed
+	})
+	rmdir := &Change{Seq: wm + 4, Rec: index.Record{Path: "d", Type: index.Dir, Deleted: true,
+		Vector: conflict.Vector{{Node: "alpha", Value: wm + 4}}, Origin: "alpha"}}
+	if err := st.Send(rmdir); err != nil {
+		t.Fatal(err)
+	}
+	expectAck(t, st, wm+4)
+	if _, err := os.Lstat(filepath.Join(h.beta.root, "d")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("d still on disk when beta acked its delete: %v", err)
 	}
 }

@@ -77,6 +77,13 @@ type transfer struct {
 	mu    sync.Mutex
 	got   int64
 	err   error
+	// dropped: a delete of its path or above, or an Abandon, superseded
+	// it after all its bytes had arrived; finish skips it. Guarded by mu.
+	dropped bool
+	// handed: all its bytes arrived (or it failed) and it was given to
+	// run over done; it stays in pending, where a delete can still drop
+	// it, until finish. Guarded by the receiver's pendingMu.
+	handed bool
 }
 
 // errNoTransfer: a range arrived for a transfer that is over.
@@ -823,6 +830,20 @@ func (rc *receiver) startTransfer(c *Change, hadLocal bool, local *index.Record)
 
 // finish applies a large file whose bytes all arrived.
 func (rc *receiver) finish(ctx context.Context, trs ...*transfer) error {
+	live := trs[:0]
+	for _, tr := range trs {
+		tr.mu.Lock()
+		dropped := tr.dropped
+		tr.mu.Unlock()
+		if dropped {
+			continue // superseded while it waited (see abandon)
+		}
+		live = append(live, tr)
+	}
+	trs = live
+	if len(trs) == 0 {
+		return nil
+	}
 	for _, tr := range trs {
 		rc.forget(tr.c.Seq)
 		defer rc.closeTransfer(tr)
@@ -906,6 +927,9 @@ func (rc *receiver) abandon(seq uint64) {
 		return
 	}
 	rc.forget(seq)
+	tr.mu.Lock()
+	tr.dropped = true
+	tr.mu.Unlock()
 	rc.closeTransfer(tr)
 }
 
@@ -979,6 +1003,9 @@ func (e *Engine) receiveBulk(ctx context.Context, st *pipe.Stream) error {
 		}
 		rc.pendingMu.Lock()
 		tr := rc.pending[m.Seq]
+		if tr != nil && tr.handed {
+			tr = nil // complete: later ranges find nothing
+		}
 		rc.pendingMu.Unlock()
 		if tr == nil {
 			if m.Seq > rc.lastSeen() {
@@ -998,9 +1025,9 @@ func (e *Engine) receiveBulk(ctx context.Context, st *pipe.Stream) error {
 		}
 		// Hand the transfer over once: later ranges for it find nothing.
 		rc.pendingMu.Lock()
-		mine := rc.pending[m.Seq] == tr
+		mine := rc.pending[m.Seq] == tr && !tr.handed
 		if mine {
-			delete(rc.pending, m.Seq)
+			tr.handed = true
 		}
 		rc.pendingMu.Unlock()
 		if !mine {
