@@ -51,6 +51,16 @@ func (n *Node) dialLoop(ctx context.Context) {
 		case <-n.wake:
 			t.Stop()
 			n.log.Debug("the peer dialed us: redialing now")
+			// Dials stay minRedial apart, whoever connects to us.
+			if gap := minRedial - n.opts.Now().Sub(start); gap > 0 {
+				t := time.NewTimer(gap)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
 		}
 	}
 }
@@ -268,18 +278,28 @@ func (n *Node) dial(ctx context.Context, flags uint64) (*ssh.Client, *Stream, *W
 
 func (n *Node) hello(client *ssh.Client, flags uint64) (*Stream, *Welcome, error) {
 	addr := n.opts.Peer.Address
-	ch, creqs, err := client.OpenChannel(channelPrefix+controlKind, nil)
+	hello := &Hello{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Node: n.opts.Node,
+		Peer: n.opts.Peer.Name, Epoch: n.opts.Epoch(), TimeUnixNano: n.opts.Now().UnixNano(), Flags: flags}
+	// The Hello rides in the channel open too (see serveControl): a
+	// server that reads it there answers with the confirmation, one
+	// round trip sooner. It goes on the stream as well, for one that
+	// does not.
+	var e Encoder
+	hello.Encode(&e)
+	ch, creqs, err := client.OpenChannel(channelPrefix+controlKind, AppendFrame(nil, typeHello, e.Buf()))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open control stream: %w", err)
 	}
 	go ssh.DiscardRequests(creqs)
 	ctrl := newStream(ch, DefaultMaxFrame)
-	if err := ctrl.Send(&Hello{MinVersion: MinProtocolVersion, MaxVersion: ProtocolVersion, Node: n.opts.Node,
-		Peer: n.opts.Peer.Name, Epoch: n.opts.Epoch(), TimeUnixNano: n.opts.Now().UnixNano(), Flags: flags}); err != nil {
-		return nil, nil, fmt.Errorf("send hello: %w", err)
-	}
+	// A server that refused the early Hello may have closed the stream
+	// already: its answer says why, better than this write's error.
+	sendErr := ctrl.Send(hello)
 	typ, body, err := ctrl.Recv()
 	if err != nil {
+		if sendErr != nil {
+			return nil, nil, fmt.Errorf("send hello: %w", sendErr)
+		}
 		return nil, nil, fmt.Errorf("read handshake answer: %w", err)
 	}
 	m, err := decodeControl(typ, body)

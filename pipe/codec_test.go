@@ -127,8 +127,8 @@ func TestDecoderRejects(t *testing.T) {
 	}
 }
 
-// FuzzControlFrames feeds arbitrary bytes to the frame reader and the control
-// message decoder: they must return errors, never panic, and whatever
+// FuzzControlFrames feeds arbitrary bytes to the frame reader, the control
+// message decoder and the early Hello decoder: they must return errors, never panic, and whatever
 // decodes must encode back to the same bytes.
 func FuzzControlFrames(f *testing.F) {
 	for _, m := range []Message{
@@ -146,6 +146,12 @@ func FuzzControlFrames(f *testing.F) {
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The same bytes as a control channel's open data.
+		if m, err := decodeEarlyHello(data); err == nil && m == nil {
+			t.Fatal("early Hello decoded to nil without an error")
+		} else if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("early Hello: error %v is not ErrMalformed", err)
+		}
 		r := NewFrameReader(bytes.NewReader(data), 4096)
 		for {
 			typ, body, err := r.Read()

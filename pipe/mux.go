@@ -64,6 +64,10 @@ func NewMux(ln net.Listener, log *zap.Logger, nodes ...*Node) (*Mux, error) {
 					zap.String("user", meta.User()), zap.Error(err))
 				return nil, err
 			}
+			// A shared listener does not know which peer is dialing
+			// until it names itself with an authorized key; wake that
+			// node's dialer then (see Node.wake).
+			n.wakeDialer()
 			return &ssh.Permissions{}, nil
 		},
 	}

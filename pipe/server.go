@@ -1,6 +1,7 @@
 package pipe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +64,7 @@ func (n *Node) serveSSH(ctx context.Context, sconn *ssh.ServerConn, chans <-chan
 				continue
 			}
 			control = true
+			early := nch.ExtraData()
 			ch, creqs, err := nch.Accept()
 			if err != nil {
 				continue
@@ -70,7 +72,7 @@ func (n *Node) serveSSH(ctx context.Context, sconn *ssh.ServerConn, chans <-chan
 			go ssh.DiscardRequests(creqs)
 			wg.Go(func() {
 				defer cancel() // the connection lives as long as its control stream
-				err := n.serveControl(ctx, sconn, newStream(ch, DefaultMaxFrame), func() {
+				err := n.serveControl(ctx, sconn, newStream(ch, DefaultMaxFrame), early, func() {
 					mu.Lock()
 					handshook = true
 					mu.Unlock()
@@ -123,7 +125,13 @@ func (n *Node) serveSSH(ctx context.Context, sconn *ssh.ServerConn, chans <-chan
 
 // serveControl answers the dialer's Hello, then its pings. A dialer that
 // stays silent past the timeout is dropped.
-func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Stream, handshook func()) error {
+//
+// early is the channel open's data: a dialer of this version puts its
+// Hello there, so the Welcome goes out right behind the channel's
+// confirmation, a round trip sooner. It sends the same Hello on
+// the stream too, for servers that ignore the open's data; that copy is
+// skipped here.
+func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Stream, early []byte, handshook func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	msgs := make(chan Message)
 	errc := make(chan error, 1)
@@ -159,6 +167,40 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 	silence := time.NewTimer(n.timeout)
 	defer silence.Stop()
 	var hello *Hello
+	// answer handshakes the dialer's Hello; it reports whether the
+	// connection is now the peer's inbound link (cleared by the caller).
+	answer := func(m *Hello) (inbound bool, err error) {
+		hello = m
+		version, reason := n.checkHello(m)
+		if reason != "" {
+			s.Send(&Refuse{Reason: reason})
+			return false, fmt.Errorf("refused peer %q: %s", m.Node, reason)
+		}
+		// Streams are allowed before the Welcome goes out: the
+		// dialer may open one the moment it reads it.
+		handshook()
+		if m.Flags&HelloProbe == 0 {
+			n.setInbound(sconn, m)
+			inbound = true
+		}
+		return inbound, s.Send(&Welcome{Version: version, Node: n.opts.Node, Epoch: n.opts.Epoch(),
+			TimeUnixNano: n.opts.Now().UnixNano()})
+	}
+	var earlyHello *Hello // until its copy on the stream is skipped
+	if len(early) > 0 {
+		m, err := decodeEarlyHello(early)
+		if err != nil {
+			return err
+		}
+		inbound, err := answer(m)
+		if inbound {
+			defer n.clearInbound(sconn)
+		}
+		if err != nil {
+			return err
+		}
+		earlyHello = m
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -172,24 +214,18 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 			silence.Reset(n.timeout)
 			switch m := m.(type) {
 			case *Hello:
+				if earlyHello != nil && *m == *earlyHello {
+					earlyHello = nil // the early Hello's copy
+					continue
+				}
 				if hello != nil {
 					return fmt.Errorf("%w: second Hello", ErrMalformed)
 				}
-				hello = m
-				version, reason := n.checkHello(m)
-				if reason != "" {
-					s.Send(&Refuse{Reason: reason})
-					return fmt.Errorf("refused peer %q: %s", m.Node, reason)
-				}
-				// Streams are allowed before the Welcome goes out: the
-				// dialer may open one the moment it reads it.
-				handshook()
-				if m.Flags&HelloProbe == 0 {
-					n.setInbound(sconn, m)
+				inbound, err := answer(m)
+				if inbound {
 					defer n.clearInbound(sconn)
 				}
-				if err := s.Send(&Welcome{Version: version, Node: n.opts.Node, Epoch: n.opts.Epoch(),
-					TimeUnixNano: n.opts.Now().UnixNano()}); err != nil {
+				if err != nil {
 					return err
 				}
 			case *Ping:
@@ -205,6 +241,27 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 			}
 		}
 	}
+}
+
+// decodeEarlyHello decodes a control channel's open data: exactly one
+// Hello frame.
+func decodeEarlyHello(b []byte) (*Hello, error) {
+	r := NewFrameReader(bytes.NewReader(b), DefaultMaxFrame)
+	typ, body, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%w: control stream's open data: %v", ErrMalformed, err)
+	}
+	if typ != typeHello {
+		return nil, fmt.Errorf("%w: control stream's open data: message type %d, not a Hello", ErrMalformed, typ)
+	}
+	m, err := decodeControl(typ, body)
+	if err != nil {
+		return nil, fmt.Errorf("control stream's open data: %w", err)
+	}
+	if _, _, err := r.Read(); err != io.EOF {
+		return nil, fmt.Errorf("%w: control stream's open data: more than a Hello", ErrMalformed)
+	}
+	return m.(*Hello), nil
 }
 
 // checkHello returns the version to speak, or why the dialer is refused.
@@ -234,10 +291,7 @@ func (n *Node) setInbound(sconn *ssh.ServerConn, m *Hello) {
 	if old != nil && old != sconn {
 		old.Close()
 	}
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
+	n.wakeDialer()
 	n.update(func(s *PeerStatus) {
 		s.Inbound = true
 		s.PeerEpoch = m.Epoch
