@@ -3,6 +3,7 @@ package binlog
 import (
 	"context"
 	"database/sql"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -277,9 +278,12 @@ func sysbenchData(n int) ([][]byte, [4]map[int64][]Value) {
 
 // benchApplySysbench measures a catch-up of b.N sysbench oltp_write_only
 // transactions (4 rows each, see sysbenchData) as the receiving daemon
-// makes it: decoding them off the wire and applying them in calls of 512.
+// makes it: decoding them off the wire and applying them in calls of
+// -apply.call (default: the engine's applyBatch, its most on a catch-up).
 // Besides tx/s and the server's CPU it reports this process's own CPU per
 // transaction (getrusage), the daemon's share of the machine.
+var benchApplyCall = flag.Int("apply.call", applyBatch, "BenchmarkApply/sysbench: transactions per Apply call")
+
 func benchApplySysbench(b *testing.B, s *mysqltest.Server, origin string) {
 	const rows = 10000
 	wire, initial := sysbenchData(b.N)
@@ -308,15 +312,17 @@ func benchApplySysbench(b *testing.B, s *mysqltest.Server, origin string) {
 		t.Origin = origin
 		wire[i] = AppendTxn(nil, t)
 	}
-	a, _ := testApplier(b, s, "beta", ApplierOptions{Workers: 4})
+	// SkipBinlog: the daemon's default (log_applied = false).
+	a, _ := testApplier(b, s, "beta", ApplierOptions{Workers: 4, SkipBinlog: true})
 	ctx := context.Background()
-	txns := make([]*Txn, 0, 512)
+	call := *benchApplyCall
+	txns := make([]*Txn, 0, call)
 	dec := newTxnDecoder() // one stream's, as the engine's receive has
 	b.ResetTimer()
 	start, cpu, self := time.Now(), benchServerCPU(b, s), benchSelfCPU(b)
-	for i := 0; i < len(wire); i += 512 {
+	for i := 0; i < len(wire); i += call {
 		txns = txns[:0]
-		for _, w := range wire[i:min(i+512, len(wire))] {
+		for _, w := range wire[i:min(i+call, len(wire))] {
 			t, err := dec.decode(w)
 			if err != nil {
 				b.Fatal(err)

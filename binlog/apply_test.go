@@ -509,6 +509,47 @@ func TestApply(t *testing.T) {
 		}
 	})
 
+	t.Run("MergedUpdatesSeeOneChangedRow", func(t *testing.T) {
+		// Updates of one table merge into one statement whose WHERE
+		// matches each row's whole before image as one row IN list
+		// (applyTupleMatch). A target row changed here in a column the
+		// update leaves alone must still make the batch take the checked
+		// path, where that row is a conflict.
+		s.Exec("CREATE TABLE shop.mu (id INT PRIMARY KEY, k INT NOT NULL, v VARCHAR(40) NOT NULL)",
+			"INSERT INTO shop.mu VALUES (1, 1, 'one'), (2, 2, 'two'), (3, 3, 'three')")
+		mu := testTable{schema: "shop", name: "mu", key: []int{0}, cols: []Column{{Name: "id"}, {Name: "k"}, {Name: "v", Charset: "utf8mb4"}}}
+		row := func(id, k int64, v string) []Value { return []Value{vI(id), vI(k), vB(Text, v)} }
+		var txns []*Txn
+		for i, v := range []string{"one", "two", "three"} {
+			id := int64(i + 1)
+			txns = append(txns, testTxn("mu", uint64(id), t0.Add(-time.Hour), mu.upd(row(id, id, v), row(id, id*10, v))))
+		}
+		var rows []*Row
+		var keys [][2]string
+		for _, tx := range txns {
+			rows = append(rows, &tx.Rows[0])
+			keys = append(keys, applyRowKeys(&tx.Rows[0]))
+		}
+		if groups := applyPlan(rows, keys); len(groups) != 1 {
+			t.Fatalf("applyPlan made %d statements; want the 3 updates merged into 1", len(groups))
+		}
+		s.Exec("UPDATE shop.mu SET v = 'deux' WHERE id = 2")
+		a, logs := testApplier(t, s, "beta", ApplierOptions{Workers: 1, BatchTxns: 100})
+		if err := a.Apply(ctx, txns); err != nil {
+			t.Fatal(err)
+		}
+		if n := a.slowApplied.Load(); n == 0 {
+			t.Error("no transaction took the checked path; the changed row went unseen")
+		}
+		if got := testQueryString(t, db, "SELECT GROUP_CONCAT(CONCAT(id, ':', k) ORDER BY id) FROM shop.mu"); got != "1:10,2:20,3:30" {
+			t.Errorf("shop.mu = %s, want every k updated (the incoming change is newer)", got)
+		}
+		es := testConflicts(t, logs)
+		if len(es) != 1 || string(es[0].Row.Key) != `{"id":2}` {
+			t.Errorf("conflicts = %+v, want one, on id 2", es)
+		}
+	})
+
 	t.Run("RegroupedBatch", func(t *testing.T) {
 		// One batch of many small transactions, regrouped into multi-row
 		// statements, must end as the same statements run one by one on
@@ -954,5 +995,45 @@ func TestApplyHex(t *testing.T) {
 		if b.String() != want || s.String() != want {
 			t.Fatalf("%d bytes: applyHex = %q, applyHexString = %q, want %q", n, b.String(), s.String(), want)
 		}
+	}
+}
+
+// TestApplyTupleMatch: merged updates and deletes whose before images hold
+// only integers and strings match them as one row IN list; any other
+// value (NULL here) keeps the per-row arms.
+func TestApplyTupleMatch(t *testing.T) {
+	tb := testTable{schema: "shop", name: "t", key: []int{0}, cols: []Column{{Name: "id"}, {Name: "k"}, {Name: "v", Charset: "utf8mb4"}}}
+	row := func(id int64, v Value) []Value { return []Value{vI(id), vI(id), v} }
+	group := func(v Value) *applyGroup {
+		g := &applyGroup{op: Delete}
+		for id := int64(1); id <= 3; id++ {
+			r := tb.del(row(id, v))
+			g.rows = append(g.rows, &r)
+		}
+		return g
+	}
+	for _, tt := range []struct {
+		name  string
+		v     Value
+		tuple bool
+	}{
+		{"strings", vB(Text, "abc"), true},
+		{"a NULL", Value{Kind: Null}, false},
+		{"a datetime", vS(DateTime, "2026-01-01 00:00:00"), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := applyGroupSQL(&b, group(tt.v), false); err != nil {
+				t.Fatal(err)
+			}
+			q := b.String()
+			want := "WHERE `id` IN (1,2,3) AND IF((`id`,`k`,`v`) IN ((1,1,"
+			if got := strings.Contains(q, want); got != tt.tuple {
+				t.Errorf("tuple form %v, want %v:\n%s", got, tt.tuple, q)
+			}
+			if got := strings.Contains(q, " OR "); got == tt.tuple {
+				t.Errorf("per-row arms %v, want %v:\n%s", got, !tt.tuple, q)
+			}
+		})
 	}
 }

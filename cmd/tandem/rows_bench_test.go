@@ -51,6 +51,8 @@ var (
 )
 
 // rowsOneWay is the delay the proxy adds each way (the 100 ms RTT).
+var rowsPerf = flag.Bool("rows.perf", false, "BenchmarkRows: with -rows.pprof, also record alpha's and beta's servers with perf(1) during the tandem cases")
+
 var rowsOneWay = flag.Duration("rows.oneway", 50*time.Millisecond, "BenchmarkRows: delay the proxy adds each way between the nodes and to the native replica")
 
 // rowsBench is the two setups under test.
@@ -643,8 +645,9 @@ func serverCPU(b testing.TB, s *mysqltest.Server) time.Duration {
 	return procCPU(b, n)
 }
 
-// profile saves CPU profiles of both daemons over d to -rows.pprof, if set;
-// the returned func waits for them.
+// profile saves CPU profiles of both daemons over d to -rows.pprof, if set,
+// and with -rows.perf a perf recording of alpha's and beta's servers there
+// too; the returned func waits for them.
 func (rb *rowsBench) profile(b testing.TB, phase string, d time.Duration) func() {
 	if *rowsPprof == "" {
 		return func() {}
@@ -653,6 +656,25 @@ func (rb *rowsBench) profile(b testing.TB, phase string, d time.Duration) func()
 		b.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	if *rowsPerf {
+		var pids []string
+		for _, s := range rb.servers {
+			pid, err := os.ReadFile(filepath.Join(s.Dir, "pid"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			pids = append(pids, strings.TrimSpace(string(pid)))
+		}
+		out := filepath.Join(*rowsPprof, fmt.Sprintf("%s-servers-%d.perf", phase, time.Now().Unix()))
+		b.Logf("perf of alpha's (pid %s) and beta's (pid %s) servers: %s", pids[0], pids[1], out)
+		wg.Go(func() {
+			cmd := exec.Command("perf", "record", "-g", "-F", "499", "-o", out, "-p", strings.Join(pids, ","),
+				"--", "sleep", fmt.Sprint(max(1, int(d.Seconds()))))
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				b.Logf("perf: %v: %s", err, msg)
+			}
+		})
+	}
 	for _, n := range rb.nodes {
 		wg.Go(func() {
 			sock := control.SocketPath(n.StateDir())
