@@ -282,7 +282,11 @@ func sysbenchData(n int) ([][]byte, [4]map[int64][]Value) {
 // -apply.call (default: the engine's applyBatch, its most on a catch-up).
 // Besides tx/s and the server's CPU it reports this process's own CPU per
 // transaction (getrusage), the daemon's share of the machine.
-var benchApplyCall = flag.Int("apply.call", applyBatch, "BenchmarkApply/sysbench: transactions per Apply call")
+var (
+	benchApplyCall    = flag.Int("apply.call", applyBatch, "BenchmarkApply/sysbench: transactions per Apply call")
+	benchApplyWorkers = flag.Int("apply.workers", 4, "BenchmarkApply/sysbench: ApplierOptions.Workers")
+	benchApplyTxns    = flag.Int("apply.txns", 0, "BenchmarkApply/sysbench: ApplierOptions.BatchTxns (0: the default)")
+)
 
 func benchApplySysbench(b *testing.B, s *mysqltest.Server, origin string) {
 	const rows = 10000
@@ -313,7 +317,7 @@ func benchApplySysbench(b *testing.B, s *mysqltest.Server, origin string) {
 		wire[i] = AppendTxn(nil, t)
 	}
 	// SkipBinlog: the daemon's default (log_applied = false).
-	a, _ := testApplier(b, s, "beta", ApplierOptions{Workers: 4, SkipBinlog: true})
+	a, _ := testApplier(b, s, "beta", ApplierOptions{Workers: *benchApplyWorkers, BatchTxns: *benchApplyTxns, SkipBinlog: true})
 	ctx := context.Background()
 	call := *benchApplyCall
 	txns := make([]*Txn, 0, call)
