@@ -549,10 +549,13 @@ func gtidSeq(b testing.TB, db *sql.DB) uint64 {
 // beta's daemon again and times until beta has applied all of it.
 func (rb *rowsBench) catchUpTandem(b testing.TB) catchResult {
 	b.Helper()
-	rb.quiesce(b)
+	rb.quiesce(b, rb.procs[:]...)
 	rb.heartbeatSeen(b, rb.dbs[0], rb.dbs[1])
 	rb.procs[1].stop(b)
 	from, to := rb.backlog(b, rb.servers[0], rb.dbs[0])
+	// The source purges what sysbench deleted and overwrote for seconds
+	// after it: the catch-up starts once that is done, for either side.
+	rb.quiesce(b, rb.procs[0])
 	cpu0, dbCPU0 := procCPU(b, rb.procs[0].cmd.Process.Pid), serverCPU(b, rb.servers[1])
 	start := time.Now()
 	rb.procs[1] = startDaemon(rb.tb, rb.nodes[1])
@@ -590,12 +593,13 @@ func (rb *rowsBench) catchUpTandem(b testing.TB) catchResult {
 // reaches the primary's last transaction.
 func (rb *rowsBench) catchUpNative(b testing.TB) catchResult {
 	b.Helper()
-	rb.quiesce(b)
+	rb.quiesce(b, rb.procs[:]...)
 	rb.heartbeatSeen(b, rb.primaryDB, rb.replicaDB)
 	if _, err := rb.replicaDB.Exec("STOP SLAVE"); err != nil {
 		b.Fatal(err)
 	}
 	from, to := rb.backlog(b, rb.primary, rb.primaryDB)
+	rb.quiesce(b, rb.procs[:]...)
 	var want string
 	if err := rb.primaryDB.QueryRow("SELECT @@gtid_binlog_pos").Scan(&want); err != nil {
 		b.Fatal(err)
@@ -635,18 +639,18 @@ func (rb *rowsBench) catchUpNative(b testing.TB) catchResult {
 	return r
 }
 
-// quiesce waits (up to a minute) until the servers and daemons together
-// use under 5% of a core over half a second: a catch-up starts with the
-// machine as quiet for either side, not while a server still purges what
-// the case before it deleted.
-func (rb *rowsBench) quiesce(b testing.TB) {
+// quiesce waits (up to a minute) until the four servers and the given
+// daemons together use under 5% of a core over half a second: a catch-up
+// starts with the machine as quiet for either side, not while a server
+// still purges what sysbench or the case before deleted.
+func (rb *rowsBench) quiesce(b testing.TB, procs ...*daemonProc) {
 	b.Helper()
 	used := func() time.Duration {
 		var d time.Duration
 		for _, s := range []*mysqltest.Server{rb.servers[0], rb.servers[1], rb.primary, rb.replica} {
 			d += serverCPU(b, s)
 		}
-		for _, p := range rb.procs {
+		for _, p := range procs {
 			d += procCPU(b, p.cmd.Process.Pid)
 		}
 		return d
