@@ -901,7 +901,7 @@ func TestApplyCrash(t *testing.T) {
 	}
 	db := s.DB("")
 	ahead := testQueryInt(t, db, "SELECT COUNT(*) FROM tandem.applied WHERE origin = 'alpha' AND seq > ?", seq)
-	t.Logf("checkpoint after the crash: %d of %d; %d transactions committed past it", seq, total, ahead)
+	t.Logf("checkpoint after the crash: %d of %d; %d marker rows (a row per local transaction) committed past it", seq, total, ahead)
 	if seq == 0 || seq >= total {
 		t.Fatalf("checkpoint %d: the crash should fall inside the stream", seq)
 	}

@@ -563,6 +563,8 @@ func (a *Applier) FinishLoad(ctx context.Context, origin, gtid string) error {
 	var b strings.Builder
 	b.WriteString(a.session + ";START TRANSACTION;DELETE FROM `" + MarkerSchema + "`.`" + MarkerTable + "` WHERE origin = _utf8mb4 ")
 	applyHex(&b, []byte(origin))
+	b.WriteString(";DELETE FROM `" + MarkerSchema + "`.`" + MarkerBatchTable + "` WHERE origin = _utf8mb4 ")
+	applyHex(&b, []byte(origin))
 	b.WriteByte(';')
 	a.markerSQL(&b, []*applyItem{{t: &Txn{Origin: origin, Seq: seq, GTID: gtid}}}, false)
 	if _, err := applyExec(ctx, conn, b.String()); err != nil {
