@@ -125,6 +125,12 @@ func TestMarkerBatches(t *testing.T) {
 		}
 	}
 	applied(10, txns[9].GTID)
+	// A tandem older than the lists reads ddl_pending into a bool: the 2
+	// must make that fail, not pass for "done".
+	var old bool
+	if err := db.QueryRow("SELECT ddl_pending FROM tandem.applied WHERE origin = 'alpha' AND seq = ?", 4).Scan(&old); err == nil {
+		t.Errorf("a batch row's ddl_pending scanned into a bool (%v): an older tandem would misread the checkpoint", old)
+	}
 
 	// A prune at seq 6, which only the second batch's list names.
 	if err := a.prune(ctx, "alpha", 6, txns[5].GTID); err != nil {
