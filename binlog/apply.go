@@ -94,9 +94,9 @@ type ApplierOptions struct {
 // source transaction: a catch-up batch of 64 inserts 2 rows, not 64, and
 // a prune deletes as few (BenchmarkApply/sysbench, A/B 4 runs each:
 // 9,300-13,700 -> 12,700-14,900 tx/s, the server's CPU 94-126 -> 73-106
-// µs per transaction). The
-// 2 in ddl_pending makes a tandem older than the lists fail to read the
-// checkpoint (it reads the column as a boolean) instead of misreading it.
+// µs per transaction). The 2 in ddl_pending makes a tandem older than the
+// lists fail to read the checkpoint (it reads the column as a boolean)
+// instead of misreading it.
 //
 // This needs the caller to hand Apply each origin's transactions in stream
 // order, continuing from Applied() without leaving any out: the Engine does.
@@ -882,7 +882,11 @@ type applyBatchQuery struct {
 // and returns how many it wrote (each inserts one row): one marker row for
 // the last item, and when there are more, the others' list in
 // MarkerBatchTable under the same seq (see Applier, "The marker table").
+// pending marks a DDL's row, which is always alone.
 func (a *Applier) markerSQL(b *strings.Builder, items []*applyItem, pending bool) int {
+	if pending && len(items) > 1 {
+		panic("binlog: a pending DDL marker for more than one transaction")
+	}
 	state := markerDone
 	switch {
 	case pending:
@@ -906,7 +910,7 @@ func (a *Applier) markerSQL(b *strings.Builder, items []*applyItem, pending bool
 	return 2
 }
 
-// markerRowSQL writes the INSERT of it's marker row.
+// markerRowSQL writes the INSERT of the marker row for it.
 func (a *Applier) markerRowSQL(b *strings.Builder, it *applyItem, state int) {
 	b.WriteString("INSERT INTO `" + MarkerSchema + "`.`" + MarkerTable + "` (origin,seq,prev,gtid,origin_time,ddl_pending) VALUES (_utf8mb4 ")
 	// Numbers and times are formatted into buf, not into strings of
