@@ -1,6 +1,7 @@
 package pipe
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -232,4 +233,50 @@ func TestEarlyHello(t *testing.T) {
 			t.Errorf("server answered %+v after a different second Hello; want the stream closed", m)
 		}
 	})
+}
+
+// TestMuxWakesTheDialingPeersNode: on a shared listener the peer is known
+// once it offers an authorized key; that wakes the node for that peer.
+func TestMuxWakesTheDialingPeersNode(t *testing.T) {
+	w, a := newTestNode(t, "witness"), newTestNode(t, "alpha")
+	writeFile(t, w.file("authorized_keys"), string(ssh.MarshalAuthorizedKey(a.signer.PublicKey())))
+	writeFile(t, w.file("known_hosts"), "")
+	peer := newRecordingListener(t)
+	n, err := New(Options{
+		Node:   "witness",
+		Config: Config{AuthorizedKeys: w.file("authorized_keys"), KnownHosts: w.file("known_hosts")},
+		Peer:   Peer{Name: "alpha", Address: peer.ln.Addr().String()},
+		Signer: w.signer,
+		Log:    w.log,
+		Muxed:  true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.backoff = func(int, time.Duration) time.Duration { return time.Hour }
+	m, err := NewMux(w.ln, w.log, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() { n.Run(ctx) })
+	wg.Go(func() { m.Run(ctx) })
+	peer.wait(t, "first dial")
+
+	nc, err := net.Dial("tcp", w.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cc, chans, reqs, err := ssh.NewClientConn(nc, w.addr(), &ssh.ClientConfig{
+		User: "alpha", Auth: []ssh.AuthMethod{ssh.PublicKeys(a.signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ssh.NewClient(cc, chans, reqs).Close()
+	peer.wait(t, "redial after alpha authenticated (the backoff is an hour)")
 }
