@@ -341,7 +341,8 @@ func (a *Applier) init(ctx context.Context) error {
 		"CREATE TABLE " + DDLMarker + " IF NOT EXISTS `" + MarkerSchema + "`.`" + MarkerBatchTable + "` (" +
 		"origin VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL," +
 		"seq BIGINT UNSIGNED NOT NULL," +
-		"txns BLOB NOT NULL," +
+		// A BLOB holds 64 KiB; a long batch of long GTIDs may need more.
+		"txns MEDIUMBLOB NOT NULL," +
 		"PRIMARY KEY (origin, seq)) ENGINE=InnoDB"
 	if _, err := a.db.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("create %s.%s and %s.%s (the user needs CREATE on %s.*): %w", MarkerSchema, MarkerTable, MarkerSchema, MarkerBatchTable, MarkerSchema, err)
