@@ -375,7 +375,7 @@ func (a *Applier) Applied(ctx context.Context, origin string) (seq uint64, gtid 
 
 // load reads origin's marker rows and sets up its state.
 func (a *Applier) load(ctx context.Context, origin string) (*applyOrigin, error) {
-	marks, err := a.marks(ctx, a.db, origin, 0, math.MaxInt64, true)
+	marks, err := a.marks(ctx, origin, 0, math.MaxInt64)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint of %s: %w", origin, err)
 	}
@@ -628,9 +628,9 @@ func (a *Applier) runRows(ctx context.Context, origin string, items []*applyItem
 
 // marks reads origin's marker rows with seq in [lo, hi] and the batch
 // lists of those that have one, and returns every source transaction they
-// record. chain: sorted and without duplicates, as load needs them.
-func (a *Applier) marks(ctx context.Context, db *sql.DB, origin string, lo, hi uint64, chain bool) ([]markerEntry, error) {
-	rows, err := db.QueryContext(ctx, "SELECT seq, prev, gtid, ddl_pending FROM `"+MarkerSchema+"`.`"+MarkerTable+"` WHERE origin = ? AND seq BETWEEN ? AND ? ORDER BY seq", origin, lo, hi)
+// record, sorted by seq, without duplicates (markerChain).
+func (a *Applier) marks(ctx context.Context, origin string, lo, hi uint64) ([]markerEntry, error) {
+	rows, err := a.db.QueryContext(ctx, "SELECT seq, prev, gtid, ddl_pending FROM `"+MarkerSchema+"`.`"+MarkerTable+"` WHERE origin = ? AND seq BETWEEN ? AND ? ORDER BY seq", origin, lo, hi)
 	if err != nil {
 		return nil, err
 	}
@@ -659,7 +659,7 @@ func (a *Applier) marks(ctx context.Context, db *sql.DB, origin string, lo, hi u
 	}
 	rows.Close()
 	if len(batches) > 0 {
-		brows, err := db.QueryContext(ctx, "SELECT seq, txns FROM `"+MarkerSchema+"`.`"+MarkerBatchTable+"` WHERE origin = ? AND seq BETWEEN ? AND ?", origin, lo, hi)
+		brows, err := a.db.QueryContext(ctx, "SELECT seq, txns FROM `"+MarkerSchema+"`.`"+MarkerBatchTable+"` WHERE origin = ? AND seq BETWEEN ? AND ?", origin, lo, hi)
 		if err != nil {
 			return nil, err
 		}
@@ -686,10 +686,7 @@ func (a *Applier) marks(ctx context.Context, db *sql.DB, origin string, lo, hi u
 			return nil, err
 		}
 	}
-	if chain {
-		out = markerChain(out)
-	}
-	return out, nil
+	return markerChain(out), nil
 }
 
 // refreshDone marks the items whose marker row is committed.
@@ -697,7 +694,7 @@ func (a *Applier) refreshDone(ctx context.Context, origin string, items []*apply
 	// A batch's marker row has the batch's last seq, and a batch holds
 	// only items of this call: the call's range finds them all.
 	lo, hi := items[0].t.Seq, items[len(items)-1].t.Seq
-	marks, err := a.marks(ctx, a.db, origin, lo, hi, false)
+	marks, err := a.marks(ctx, origin, lo, hi)
 	if err != nil {
 		return fmt.Errorf("read markers of %s: %w", origin, err)
 	}

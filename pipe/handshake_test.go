@@ -69,10 +69,11 @@ func poke(t *testing.T, addr string) {
 	nc.Close()
 }
 
-// TestAcceptWakesDialer: an inbound connection wakes a node waiting to
-// redial before the connection has said anything, so the node's own dial
-// runs beside the peer's handshake instead of after it.
-func TestAcceptWakesDialer(t *testing.T) {
+// stalledDialer starts alpha with its peer at a listener that hangs up on
+// every dial, and a redial backoff of an hour; it returns once the first
+// dial is in and has failed.
+func stalledDialer(t *testing.T) (*testNode, *recordingListener) {
+	t.Helper()
 	a := newTestNode(t, "alpha")
 	peer := newRecordingListener(t)
 	a.start(t, "beta", peer.ln.Addr().String(), func(n *Node) {
@@ -80,6 +81,14 @@ func TestAcceptWakesDialer(t *testing.T) {
 	})
 	peer.wait(t, "first dial")
 	waitStatus(t, a, "the first dial failed", func(s PeerStatus) bool { return s.LastError != "" })
+	return a, peer
+}
+
+// TestAcceptWakesDialer: an inbound connection wakes a node waiting to
+// redial before the connection has said anything, so the node's own dial
+// runs beside the peer's handshake instead of after it.
+func TestAcceptWakesDialer(t *testing.T) {
+	a, peer := stalledDialer(t)
 	poke(t, a.addr())
 	peer.wait(t, "redial after an inbound connection (the backoff is an hour)")
 }
@@ -87,20 +96,14 @@ func TestAcceptWakesDialer(t *testing.T) {
 // TestWakesKeepDialsApart: however often the listener is hit, and by
 // whom, the dialer starts a dial at most every minRedial.
 func TestWakesKeepDialsApart(t *testing.T) {
-	a := newTestNode(t, "alpha")
-	peer := newRecordingListener(t)
-	a.start(t, "beta", peer.ln.Addr().String(), func(n *Node) {
-		n.backoff = func(int, time.Duration) time.Duration { return time.Hour }
-	})
-	peer.wait(t, "first dial")
-	// Keep waking the dialer until it has dialed four more times.
-	for dials := 0; dials < 4; {
-		poke(t, a.addr())
-		select {
-		case <-peer.more:
-			dials++
-		default:
+	a, peer := stalledDialer(t)
+	// Right after each dial, three connections: each would start a
+	// dial at once without the spacing.
+	for range 4 {
+		for range 3 {
+			poke(t, a.addr())
 		}
+		peer.wait(t, "redial after inbound connections (the backoff is an hour)")
 	}
 	peer.mu.Lock()
 	times := peer.times

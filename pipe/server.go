@@ -167,14 +167,19 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 	silence := time.NewTimer(n.timeout)
 	defer silence.Stop()
 	var hello *Hello
-	// answer handshakes the dialer's Hello; it reports whether the
-	// connection is now the peer's inbound link (cleared by the caller).
-	answer := func(m *Hello) (inbound bool, err error) {
+	inbound := false // the connection is the peer's inbound link
+	defer func() {
+		if inbound {
+			n.clearInbound(sconn)
+		}
+	}()
+	// answer handshakes the dialer's Hello.
+	answer := func(m *Hello) error {
 		hello = m
 		version, reason := n.checkHello(m)
 		if reason != "" {
 			s.Send(&Refuse{Reason: reason})
-			return false, fmt.Errorf("refused peer %q: %s", m.Node, reason)
+			return fmt.Errorf("refused peer %q: %s", m.Node, reason)
 		}
 		// Streams are allowed before the Welcome goes out: the
 		// dialer may open one the moment it reads it.
@@ -183,7 +188,7 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 			n.setInbound(sconn, m)
 			inbound = true
 		}
-		return inbound, s.Send(&Welcome{Version: version, Node: n.opts.Node, Epoch: n.opts.Epoch(),
+		return s.Send(&Welcome{Version: version, Node: n.opts.Node, Epoch: n.opts.Epoch(),
 			TimeUnixNano: n.opts.Now().UnixNano()})
 	}
 	var earlyHello *Hello // until its copy on the stream is skipped
@@ -192,11 +197,7 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 		if err != nil {
 			return err
 		}
-		inbound, err := answer(m)
-		if inbound {
-			defer n.clearInbound(sconn)
-		}
-		if err != nil {
+		if err := answer(m); err != nil {
 			return err
 		}
 		earlyHello = m
@@ -221,11 +222,7 @@ func (n *Node) serveControl(ctx context.Context, sconn *ssh.ServerConn, s *Strea
 				if hello != nil {
 					return fmt.Errorf("%w: second Hello", ErrMalformed)
 				}
-				inbound, err := answer(m)
-				if inbound {
-					defer n.clearInbound(sconn)
-				}
-				if err != nil {
+				if err := answer(m); err != nil {
 					return err
 				}
 			case *Ping:

@@ -84,6 +84,10 @@ func BenchmarkRows(b *testing.B) {
 		total, firstApply, txs, applyTxs float64
 		load, cpu                        string
 	}
+	figures := func(r catchResult) catchFigures {
+		return catchFigures{r.txns, r.total.Seconds(), r.firstApply.Seconds(), float64(r.txns) / r.total.Seconds(),
+			float64(r.txns) / (r.total - r.firstApply).Seconds(), loadAvg(), r.cpu}
+	}
 	// Every run of each case (-count N runs each N times).
 	var lag [2][]lagFigures
 	var catch [2][]catchFigures
@@ -118,8 +122,7 @@ func BenchmarkRows(b *testing.B) {
 				} else {
 					r = rb.catchUpNative(b)
 				}
-				c := catchFigures{r.txns, r.total.Seconds(), r.firstApply.Seconds(), float64(r.txns) / r.total.Seconds(),
-					float64(r.txns) / (r.total - r.firstApply).Seconds(), loadAvg(), r.cpu}
+				c := figures(r)
 				catch[i] = append(catch[i], c)
 				b.ReportMetric(float64(r.txns), "backlog-txns")
 				b.ReportMetric(r.total.Seconds(), "s")
@@ -148,9 +151,7 @@ func BenchmarkRows(b *testing.B) {
 				} else {
 					r[i] = rb.catchUpNative(b)
 				}
-				c := catchFigures{r[i].txns, r[i].total.Seconds(), r[i].firstApply.Seconds(), float64(r[i].txns) / r[i].total.Seconds(),
-					float64(r[i].txns) / (r[i].total - r[i].firstApply).Seconds(), loadAvg(), r[i].cpu}
-				catch[i] = append(catch[i], c)
+				catch[i] = append(catch[i], figures(r[i]))
 			}
 			t, n := catch[0][len(catch[0])-1], catch[1][len(catch[1])-1]
 			pairs = append(pairs, ratio(t.txs, n.txs))

@@ -606,11 +606,11 @@ func (rc *receiver) act(c *Change, ct *content) ([]index.Record, error) {
 // and sent when it decided the same conflict first. Both nodes then choose
 // the same name, and keep one copy, not two.
 func (rc *receiver) copyTaken(path string, lv, rv conflict.Version) func(string) bool {
+	loser := conflict.Decide(path, lv, rv, nil).Winner.Other().Of(lv, rv)
 	return func(name string) bool {
 		if _, err := rc.r.tree.root.Lstat(name); err != nil {
 			return false
 		}
-		loser := conflict.Decide(path, lv, rv, nil).Winner.Other().Of(lv, rv)
 		return !rc.holds(name, loser)
 	}
 }
