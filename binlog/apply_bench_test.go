@@ -251,21 +251,43 @@ func sysbenchData(n int) ([][]byte, [4]map[int64][]Value) {
 		initial[t][id] = r
 		return r
 	}
+	// randID picks a row id as sysbench 1.0 does by default
+	// (--rand-type=special, sb_rand_special in its sb_rand.c): a quarter
+	// of the picks spread around the middle of the table (the mean of 12
+	// uniform draws), three quarters on its middle 1% of ids. Many
+	// transactions touch the same hot rows: most of a catch-up's
+	// transactions depend on one another through some chain of rows.
+	// -apply.rand=uniform picks every id alike.
+	randID := func() int64 {
+		const t = 10000 - 1
+		if *benchApplyRand == "uniform" {
+			return int64(rng.IntN(10000))
+		}
+		res := rng.IntN(4 * t)
+		if res < t {
+			sum := 0.0
+			for range 12 {
+				sum += rng.Float64()
+			}
+			return int64(sum * t / 12)
+		}
+		return int64(res%(t/100) + t/2 - t/200)
+	}
 	t0 := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
 	out := make([][]byte, n)
 	for i := range out {
 		var rows []Row
-		t, id := rng.IntN(4), int64(rng.IntN(10000))
+		t, id := rng.IntN(4), randID()
 		b := row(t, id)
 		a := []Value{b[0], vI(b[1].I + 1), b[2], b[3]}
 		cur[t][id] = a
 		rows = append(rows, tables[t].upd(b, a))
-		t, id = rng.IntN(4), int64(rng.IntN(10000))
+		t, id = rng.IntN(4), randID()
 		b = row(t, id)
 		a = []Value{b[0], b[1], randText(120), b[3]}
 		cur[t][id] = a
 		rows = append(rows, tables[t].upd(b, a))
-		t, id = rng.IntN(4), int64(rng.IntN(10000))
+		t, id = rng.IntN(4), randID()
 		b = row(t, id)
 		rows = append(rows, tables[t].del(b))
 		a = []Value{b[0], vI(int64(rng.IntN(10000))), randText(120), randText(60)}
@@ -286,6 +308,7 @@ var (
 	benchApplyCall    = flag.Int("apply.call", applyBatch, "BenchmarkApply/sysbench: transactions per Apply call")
 	benchApplyWorkers = flag.Int("apply.workers", 4, "BenchmarkApply/sysbench: ApplierOptions.Workers")
 	benchApplyTxns    = flag.Int("apply.txns", 0, "BenchmarkApply/sysbench: ApplierOptions.BatchTxns (0: the default)")
+	benchApplyRand    = flag.String("apply.rand", "special", "BenchmarkApply/sysbench, BenchmarkApplySQL: how rows are picked, \"special\" (sysbench 1.0's default: hot rows) or \"uniform\"")
 )
 
 func benchApplySysbench(b *testing.B, s *mysqltest.Server, origin string) {
@@ -359,8 +382,7 @@ func benchSelfCPU(b *testing.B) time.Duration {
 // BenchmarkApplySQL measures the applier's own CPU per transaction on a
 // catch-up, without a server: decoding sysbench-like transactions off the
 // wire (with one stream's decoder), checking them, partitioning them over
-// the workers and building the batches' SQL, in Apply calls of 512 as the
-// engine makes them.
+// the workers and building the batches' SQL, in Apply calls of 512.
 func BenchmarkApplySQL(b *testing.B) {
 	wire := sysbenchTxns(512)
 	a := &Applier{o: ApplierOptions{Node: "beta", Workers: applyDefaultWorkers, BatchTxns: applyDefaultBatchTxns}, session: "SET SESSION time_zone='+00:00'"}

@@ -11,6 +11,7 @@ import (
 	"math"
 	osexec "os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,20 @@ var everyRows = []struct {
 			vS(Time, "00:00:00.000"), vI(0),
 			vS(Enum, "a"), vS(Set, ""), vS(JSON, "[]"), vU(0)},
 	},
+	{
+		// Quotes, also across applyHexOf's 256-byte buffer.
+		`(5, 1, 1, 1, 1, 1, 1, 1, 1,
+		 'it''s', '''''', '` + strings.Repeat("x''", 200) + `', 'a''b',
+		 'ab''c', '` + strings.Repeat("''", 255) + `', 'a''b''',
+		 '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 05:00:00', '00:00:01', 2024,
+		 'b', 'y', '{"k": "it''s"}', 1)`,
+		[]Value{vI(5), vI(1), vU(1), vI(1), vI(1), vU(1), {Kind: Float, F: 1}, {Kind: Double, F: 1}, vS(Decimal, "1"),
+			vB(Text, "it's"), vB(Text, "''"), vB(Text, strings.Repeat("x'", 200)), vB(Text, "a'b"),
+			vB(Bytes, "ab'c"), vB(Bytes, strings.Repeat("'", 255)), vB(Bytes, "a'b'"),
+			vS(Date, "2024-01-01"), vS(DateTime, "2024-01-01 00:00:00"), vS(Timestamp, "2024-01-01 00:00:00"),
+			vS(Time, "00:00:01"), vI(2024),
+			vS(Enum, "b"), vS(Set, "y"), vS(JSON, `{"k": "it's"}`), vU(1)},
+	},
 }
 
 // testSameTables fails the test when two tables of the same definition
@@ -249,12 +264,17 @@ func TestApply(t *testing.T) {
 		srcExec("UPDATE src.every SET ti=0, si=0, mi=0, bi=0, ub=0, fl=3.4028234663852886e38, db=1.7976931348623157e308, de=0.000000000000000000000000000001, vc='', lt='', tx='', ch='', bn='', bl='', bf=X'00000000', d='0000-00-00', dt='0000-00-00 00:00:00', ts='1970-01-01 05:00:01', tm='00:00:00', yr=0, en='a', st='', js='[]', bt=0 WHERE id = 1")
 		srcExec("UPDATE src.every SET id = 4 WHERE id = 3")
 		srcExec("DELETE FROM src.every WHERE id = 2")
+		srcExec("UPDATE src.every SET vc = 'its' WHERE id = 5") // a WHERE of quoted literals
+		r5 := slices.Clone(everyRows[3].vals)
+		r5[9] = vB(Text, "its")
 		r1 := append([]Value{vI(1)}, everyRows[2].vals[1:]...)
 		r4 := append([]Value{vI(4)}, everyRows[2].vals[1:]...)
+		n := uint64(len(everyRows))
 		txns = []*Txn{
-			testTxn("alpha", 4, t0, everyTable.upd(everyRows[0].vals, r1)),
-			testTxn("alpha", 5, t0, everyTable.upd(everyRows[2].vals, r4)),
-			testTxn("alpha", 6, t0, everyTable.del(everyRows[1].vals)),
+			testTxn("alpha", n+1, t0, everyTable.upd(everyRows[0].vals, r1)),
+			testTxn("alpha", n+2, t0, everyTable.upd(everyRows[2].vals, r4)),
+			testTxn("alpha", n+3, t0, everyTable.del(everyRows[1].vals)),
+			testTxn("alpha", n+4, t0, everyTable.upd(everyRows[3].vals, r5)),
 		}
 		if err := a.Apply(ctx, txns); err != nil {
 			t.Fatal(err)
@@ -940,6 +960,7 @@ func FuzzApplyLiteral(f *testing.F) {
 	f.Add(uint8(Text), "", []byte("x"), "latin1 X'00'; DROP")
 	f.Add(uint8(JSON), `{"a":"'"}`, []byte(nil), "")
 	f.Add(uint8(Enum), "a'; DROP TABLE t; --", []byte(nil), "")
+	f.Add(uint8(Bytes), "", []byte(strings.Repeat("'", 300)), "")
 	f.Fuzz(func(t *testing.T, kind uint8, s string, p []byte, cs string) {
 		var b strings.Builder
 		c := Column{Name: "c", Charset: cs}
@@ -965,6 +986,13 @@ func FuzzApplyLiteral(f *testing.F) {
 				if !strings.ContainsRune("0123456789abcdef", r) {
 					t.Fatalf("%s literal %q: %q in the hex digits", v.Kind, out, r)
 				}
+			}
+			want := v.S
+			if v.Kind == Text || v.Kind == Bytes {
+				want = string(v.B)
+			}
+			if got, _ := hex.DecodeString(out[i+2 : j]); string(got) != want {
+				t.Fatalf("%s literal %q reads as %q, want %q", v.Kind, out, got, want)
 			}
 			body = out[:i] + out[j+1:]
 		}
