@@ -174,13 +174,19 @@ func procCPU(b testing.TB, pid int) time.Duration {
 }
 
 // procRSS returns the resident set size of a process in bytes.
-func procRSS(b testing.TB, pid int) int64 {
+func procRSS(b testing.TB, pid int) int64 { return procMem(b, pid, "VmRSS:") }
+
+// procPeakRSS returns the most a process has had resident, in bytes.
+func procPeakRSS(b testing.TB, pid int) int64 { return procMem(b, pid, "VmHWM:") }
+
+// procMem returns a size from /proc/PID/status, in bytes.
+func procMem(b testing.TB, pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			var kb int64
 			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
 			return kb << 10

@@ -584,8 +584,9 @@ func (rb *rowsBench) catchUpTandem(b testing.TB) catchResult {
 		// otherwise spend applying.
 		time.Sleep(10 * time.Millisecond) // polling interval
 	}
-	r.cpu = fmt.Sprintf("alpha's daemon %.1f s, beta's daemon %.1f s, beta's mariadbd %.1f s",
-		(procCPU(b, rb.procs[0].cmd.Process.Pid) - cpu0).Seconds(), procCPU(b, rb.procs[1].cmd.Process.Pid).Seconds(), (serverCPU(b, rb.servers[1]) - dbCPU0).Seconds())
+	r.cpu = fmt.Sprintf("alpha's daemon %.1f s, beta's daemon %.1f s, beta's mariadbd %.1f s; the daemons' peak RSS %d and %d MiB",
+		(procCPU(b, rb.procs[0].cmd.Process.Pid) - cpu0).Seconds(), procCPU(b, rb.procs[1].cmd.Process.Pid).Seconds(), (serverCPU(b, rb.servers[1]) - dbCPU0).Seconds(),
+		procPeakRSS(b, rb.procs[0].cmd.Process.Pid)>>20, procPeakRSS(b, rb.procs[1].cmd.Process.Pid)>>20)
 	return r
 }
 
