@@ -884,18 +884,22 @@ func (a *Applier) batchSQL(items []*applyItem) (int, *applyBatchQuery, error) {
 	// builder that outgrows it copies everything written so far).
 	b.Grow(capacity + len(a.session) + 200)
 	b.WriteString(a.session)
-	b.WriteString(";START TRANSACTION;")
 	// On MariaDB the statements go in one compound statement that
-	// checks each one's count itself (SIGNAL ends it): the server then
-	// answers the batch with one packet, not one per statement, which
-	// cost both sides a send or a read each (BenchmarkApply$/sysbench,
-	// A/B 3 pairs: 12,700-13,600 -> 15,100-16,100 tx/s; the daemon's CPU
-	// 25-28 -> 14-16 µs per transaction, the server's 65-71 -> 56-59).
+	// checks each one's count itself (SIGNAL ends it, the transaction
+	// still open) and commits: the server then answers the batch with one
+	// packet, not one per statement, which cost both sides a send or a
+	// read each, and the COMMIT takes no round trip of its own
+	// (BenchmarkApply$/sysbench, A/B 3 pairs: 12,700-13,600 ->
+	// 15,100-16,100 tx/s, the daemon's CPU 25-28 -> 14-16 µs per
+	// transaction, the server's 65-71 -> 56-59; the COMMIT inside then
+	// took the daemon from 15-16 to 14-15 µs, the rate within the noise).
 	// MySQL has no compound statements outside stored programs: there
-	// the client compares the counts.
+	// the client compares the counts and commits.
 	compound := !a.mysql && !a.clientCounts
 	if compound {
-		b.WriteString("BEGIN NOT ATOMIC ")
+		b.WriteString(";BEGIN NOT ATOMIC START TRANSACTION;")
+	} else {
+		b.WriteString(";START TRANSACTION;")
 	}
 	markers := a.markerSQL(&b, items[:n], false)
 	groups := applyPlan(rows, keys)
@@ -915,7 +919,7 @@ func (a *Applier) batchSQL(items []*applyItem) (int, *applyBatchQuery, error) {
 		}
 	}
 	if compound {
-		b.WriteString(";END")
+		b.WriteString(";COMMIT;END")
 	}
 	return n, &applyBatchQuery{sql: b.String(), markers: markers, want: want, compound: compound}, nil
 }
@@ -937,9 +941,9 @@ const applyCountMismatch = "tandem: a row statement found another number of rows
 // applyBatchQuery is a batch's SQL and the rows each of its row statements
 // must affect.
 type applyBatchQuery struct {
-	// compound: the statements after START TRANSACTION are one BEGIN NOT
-	// ATOMIC ... END that checks the counts itself and fails on a
-	// mismatch (MariaDB); else the client checks them.
+	// compound: after the SET, one BEGIN NOT ATOMIC ... END starts the
+	// transaction, checks the counts itself (failing on a mismatch) and
+	// commits (MariaDB); else the client checks them and commits.
 	compound bool
 	sql      string
 	markers  int // statements of markerSQL's, each inserting one row
@@ -1027,19 +1031,24 @@ func (a *Applier) applyFast(ctx context.Context, batch []*applyItem, q *applyBat
 		}
 		return false, fmt.Errorf("apply %d transaction(s) from %s: %w", len(batch), batch[0].t.GTID, err)
 	}
-	// SET, START TRANSACTION, then the compound statement, which checked
-	// the counts itself; or the marker statements and the row changes.
-	var ok bool
 	if q.compound {
-		ok = len(counts) == 3
-	} else {
-		ok = len(counts) == 2+q.markers+len(q.want)
-		for i := 0; ok && i < q.markers; i++ {
-			ok = counts[2+i] == 1
+		// SET, then the compound statement, which checked the counts
+		// and committed.
+		if len(counts) != 2 {
+			return false, fmt.Errorf("apply %d transaction(s) from %s: %d results for 2 statements", len(batch), batch[0].t.GTID, len(counts))
 		}
-		for i := 0; ok && i < len(q.want); i++ {
-			ok = counts[2+q.markers+i] == q.want[i]
+		for _, it := range batch {
+			it.done = true
 		}
+		return true, nil
+	}
+	// SET, START TRANSACTION, the marker statements and the row changes.
+	ok := len(counts) == 2+q.markers+len(q.want)
+	for i := 0; ok && i < q.markers; i++ {
+		ok = counts[2+i] == 1
+	}
+	for i := 0; ok && i < len(q.want); i++ {
+		ok = counts[2+q.markers+i] == q.want[i]
 	}
 	if !ok {
 		if err := a.rollback(conn); err != nil {
