@@ -107,18 +107,27 @@ type ApplierOptions struct {
 // to BatchTxns of them go in one local transaction, sent as one
 // multi-statement (marker rows, then the row changes, regrouped into
 // multi-row INSERT, UPDATE and DELETE statements where no row's order
-// changes: see applyPlan; on MariaDB all in one compound statement, see
-// batchSQL) and committed with a second round trip; the next batch's SQL
-// is built meanwhile. Each UPDATE and DELETE carries the whole before
-// image in its WHERE, so a batch whose every statement found as many rows
-// as it has met no conflict; otherwise it is rolled back and its
-// transactions go one by one through the checked path (SELECT ... FOR
-// UPDATE, compare, decide: conflict.go). Transactions that share no row (schema, table, key; a table
-// without a key counts as one row) are spread over Workers connections;
-// those that share one stay on one connection in stream order. DDL is a
-// barrier. If a parallel worker fails (a foreign key whose parent row is
-// on another worker, say), the rest is applied in stream order on one
-// connection.
+// changes: see applyPlan) and committed: on MariaDB all of it is one
+// compound statement that commits too (see batchSQL), elsewhere the
+// COMMIT takes a second round trip. The next batch's SQL is built
+// meanwhile. Each UPDATE and DELETE carries the whole before image in its
+// WHERE, so a batch whose every statement found as many rows as it has
+// met no conflict; otherwise it is rolled back and its transactions go
+// one by one through the checked path (SELECT ... FOR UPDATE, compare,
+// decide: conflict.go). Transactions that share no row (schema, table,
+// key; a table without a key counts as one row) are spread over Workers
+// connections; those that share one stay on one connection in stream
+// order. DDL is a barrier. If a parallel worker fails (a foreign key whose
+// parent row is on another worker, say), the rest is applied in stream
+// order on one connection.
+//
+// sysbench's default row choice links nearly every transaction of a
+// catch-up to every other through a few hot rows, so one connection does
+// nearly all of it. Spreading such transactions over the workers by
+// dependency levels (each waiting only for what it depends on) was tried:
+// on two cores it cost the server about 60% more CPU per transaction (far
+// smaller batches, InnoDB on hot rows from several connections) and lost
+// end to end (docs/benchmarks.md, session 7).
 //
 // # Limits
 //
