@@ -258,6 +258,11 @@ func sysbenchData(n int) ([][]byte, [4]map[int64][]Value) {
 	// transactions touch the same hot rows: most of a catch-up's
 	// transactions depend on one another through some chain of rows.
 	// -apply.rand=uniform picks every id alike.
+	switch *benchApplyRand {
+	case "special", "uniform":
+	default:
+		panic(fmt.Sprintf("-apply.rand=%q: want special or uniform", *benchApplyRand))
+	}
 	randID := func() int64 {
 		const t = 10000 - 1
 		if *benchApplyRand == "uniform" {

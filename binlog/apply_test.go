@@ -537,7 +537,10 @@ func TestApply(t *testing.T) {
 	// statement) or the client does (MySQL).
 	for _, clientCounts := range []bool{false, true} {
 		t.Run(fmt.Sprintf("MergedUpdatesSeeOneChangedRow/clientCounts=%v", clientCounts), func(t *testing.T) {
-			tbl := fmt.Sprintf("mu%d", testBool(clientCounts))
+			tbl := "mu"
+			if clientCounts {
+				tbl = "mu_client"
+			}
 			s.Exec("CREATE TABLE shop."+tbl+" (id INT PRIMARY KEY, k INT NOT NULL, v VARCHAR(40) NOT NULL)",
 				"INSERT INTO shop."+tbl+" VALUES (1, 1, 'one'), (2, 2, 'two'), (3, 3, 'three')")
 			mu := testTable{schema: "shop", name: tbl, key: []int{0}, cols: []Column{{Name: "id"}, {Name: "k"}, {Name: "v", Charset: "utf8mb4"}}}
@@ -814,13 +817,6 @@ func TestApplyPair(t *testing.T) {
 	t.Run("Conflict", func(t *testing.T) { testConflictPair(t, alpha, beta) })
 	t.Run("Tailed", func(t *testing.T) { testTailedPair(t, alpha, beta) })
 	t.Run("Seed", func(t *testing.T) { testSeedPair(t, alpha, beta) })
-}
-
-func testBool(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func testItems(txns []*Txn) []*applyItem {
