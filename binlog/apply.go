@@ -922,8 +922,9 @@ func (a *Applier) batchSQL(items []*applyItem) (int, *applyBatchQuery, error) {
 		if compound {
 			// ROW_COUNT() is the rows found, as the client's count
 			// (the DSN asks for found rows).
+			var buf [24]byte
 			b.WriteString(";IF ROW_COUNT()<>")
-			b.WriteString(strconv.Itoa(len(g.rows)))
+			b.Write(strconv.AppendInt(buf[:0], int64(len(g.rows)), 10))
 			b.WriteString(" THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT='" + applyCountMismatch + "'; END IF")
 		}
 	}
