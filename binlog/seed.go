@@ -499,6 +499,7 @@ func (a *Applier) Load(ctx context.Context, t *Txn) error {
 		}
 		_, err = applyExec(ctx, conn, q+ddlMarked(t.DDL.Statement)+";SET SESSION foreign_key_checks=1")
 		clear(a.generated)
+		clear(a.foldable)
 		if err != nil {
 			return fmt.Errorf("load: %s: %w", abbreviateDDL(t.DDL.Statement), err)
 		}
