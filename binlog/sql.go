@@ -782,7 +782,7 @@ func applyTupleMatch(b *strings.Builder, g *applyGroup, mysql bool) error {
 // gone at the end). sysbench's hot rows are changed many times in a batch,
 // and every transaction deletes and reinserts a row: folding takes a
 // batch of 256 such transactions from 1,024 row changes in 87 statements
-// to 486 in 4 (TestApplyNetSysbench). The server's time per transaction
+// to about 480 in 4 (TestApplyNetSysbench). The server's time per transaction
 // fell by 22-25% at 64 transactions a batch and by 38% at 256.
 //
 // A change is folded into the one before it on the same row only when the
