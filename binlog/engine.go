@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/tandemhost/tandem/pipe"
 )
@@ -21,14 +22,29 @@ import (
 // The rows stream: one per session, opened by the side whose transactions
 // it carries (the sender); the peer's handler applies them.
 //
-//	receiver -> sender  frameStart  applied seq, applied GTID
-//	sender -> receiver  frameTxn    one Txn (wire.go)
-//	receiver -> sender  frameAck    highest seq committed
+//	receiver -> sender  frameStart      applied seq, applied GTID
+//	sender -> receiver  frameTxn        one Txn (wire.go)
+//	sender -> receiver  frameTxnsZstd   uvarint length, then frameTxn
+//	                                    frames of that length, compressed
+//	                                    as one zstd frame (rows-zstd only)
+//	receiver -> sender  frameAck        highest seq committed
+//
+// The sender opens a rows-zstd stream, and a rows stream when the peer
+// serves none (an older tandem). On rows-zstd each batch of frames the
+// sender writes at once goes compressed when that makes it smaller: the
+// SSH channel lets 2 MiB be on the way at once, which at a 100 ms round
+// trip held a sysbench catch-up (1,350 bytes a transaction) to about
+// 15,000 transactions a second; compressed, a transaction is about 450.
 const (
-	kindRows   = "rows"
-	frameStart = 1
-	frameTxn   = 2
-	frameAck   = 3
+	kindRows      = "rows"
+	kindRowsZstd  = "rows-zstd"
+	frameStart    = 1
+	frameTxn      = 2
+	frameAck      = 3
+	frameTxnsZstd = 4
+	// zstdBatchMax bounds the frames one frameTxnsZstd carries,
+	// uncompressed; a larger batch goes as it is.
+	zstdBatchMax = 1 << 20
 
 	// rowsMaxFrame bounds one frame: a Txn, at most MaxTxnBytes.
 	rowsMaxFrame = MaxTxnBytes + 1024
@@ -126,6 +142,10 @@ type Status struct {
 	// peer's applied here, over the last seconds.
 	TxPerSec      float64 `json:"tx_per_sec"`
 	AppliedPerSec float64 `json:"applied_per_sec"`
+	// SentBytes counts the encoded transactions sent to the peer, and
+	// WireBytes what they took on the stream, compressed.
+	SentBytes uint64 `json:"sent_bytes"`
+	WireBytes uint64 `json:"wire_bytes"`
 	// Applied is the seq and GTID of the peer's last transaction applied
 	// here.
 	Applied     uint64 `json:"applied"`
@@ -162,7 +182,8 @@ func NewEngine(o EngineOptions) *Engine {
 
 // Register serves the peer's rows stream and opens ours on every session.
 func (e *Engine) Register(node *pipe.Node) {
-	node.Handle(kindRows, rowsMaxFrame, e.receive)
+	node.Handle(kindRows, rowsMaxFrame, func(ctx context.Context, st *pipe.Stream) error { return e.receive(ctx, st, false) })
+	node.Handle(kindRowsZstd, rowsMaxFrame, func(ctx context.Context, st *pipe.Stream) error { return e.receive(ctx, st, true) })
 	node.Handle(kindSeed, rowsMaxFrame, e.serveSeed)
 	node.OnSession(e.send)
 }
@@ -265,7 +286,14 @@ func (e *Engine) send(ctx context.Context, s *pipe.Session) {
 func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	st, err := s.Open(kindRows, rowsMaxFrame)
+	compress := true
+	st, err := s.Open(kindRowsZstd, rowsMaxFrame)
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) && oce.Reason == ssh.UnknownChannelType {
+		e.log.Info("the peer serves no compressed rows stream (an older tandem): sending uncompressed")
+		compress = false
+		st, err = s.Open(kindRows, rowsMaxFrame)
+	}
 	if err != nil {
 		return err
 	}
@@ -389,6 +417,10 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 	// transactions on a catch-up, one frame each when they trickle in.
 	var batch []byte
 	var last string // the GTID of the batch's last transaction
+	var z *txnsCompressor
+	if compress {
+		z = newTxnsCompressor()
+	}
 	for it := range ahead {
 		select {
 		case <-slots:
@@ -411,10 +443,22 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 		if len(ahead) > 0 && len(slots) > 0 && len(batch) < sendBatchBytes {
 			continue
 		}
-		if err := st.SendFrames(batch); err != nil {
+		wire := len(batch)
+		var err error
+		if body, ok := z.compress(batch); ok {
+			wire = len(body)
+			err = st.SendFrame(frameTxnsZstd, body)
+		} else {
+			err = st.SendFrames(batch)
+		}
+		if err != nil {
 			cancel(fmt.Errorf("send transactions up to %s: %w", last, err))
 			break
 		}
+		e.mu.Lock()
+		e.st.SentBytes += uint64(len(batch))
+		e.st.WireBytes += uint64(wire)
+		e.mu.Unlock()
 		batch = batch[:0]
 		if cap(batch) > 1<<20 {
 			batch = nil
@@ -430,8 +474,9 @@ func (e *Engine) sendOnce(ctx context.Context, s *pipe.Session) error {
 	return err
 }
 
-// receive applies the peer's transactions on one rows stream.
-func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
+// receive applies the peer's transactions on one rows stream; compressed
+// is set for a rows-zstd stream, which may carry frameTxnsZstd.
+func (e *Engine) receive(ctx context.Context, st *pipe.Stream, compressed bool) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	e.seed.mu.Lock()
@@ -468,6 +513,26 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 		// One decoder for the stream: it remembers the tables' definitions,
 		// which every transaction repeats.
 		dec := newTxnDecoder()
+		var z *txnsDecompressor
+		if compressed {
+			z = newTxnsDecompressor()
+			defer z.close()
+		}
+		one := func(body []byte) error {
+			t, err := dec.decode(body)
+			if err != nil {
+				return err
+			}
+			if t.Origin != e.o.Peer {
+				return fmt.Errorf("%w: transaction from %q on %s's stream", pipe.ErrMalformed, t.Origin, e.o.Peer)
+			}
+			select {
+			case queue <- t:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
 		for {
 			typ, body, err := st.Recv()
 			if err != nil {
@@ -476,22 +541,18 @@ func (e *Engine) receive(ctx context.Context, st *pipe.Stream) error {
 				}
 				return
 			}
-			if typ != frameTxn {
-				cancel(fmt.Errorf("%w: rows stream: frame type %d", pipe.ErrMalformed, typ))
-				return
+			switch {
+			case typ == frameTxn:
+				err = one(body)
+			case typ == frameTxnsZstd && compressed:
+				err = z.each(body, one)
+			default:
+				err = fmt.Errorf("%w: frame type %d", pipe.ErrMalformed, typ)
 			}
-			t, err := dec.decode(body)
 			if err != nil {
-				cancel(fmt.Errorf("rows stream: %w", err))
-				return
-			}
-			if t.Origin != e.o.Peer {
-				cancel(fmt.Errorf("%w: rows stream: transaction from %q on %s's stream", pipe.ErrMalformed, t.Origin, e.o.Peer))
-				return
-			}
-			select {
-			case queue <- t:
-			case <-ctx.Done():
+				if ctx.Err() == nil {
+					cancel(fmt.Errorf("rows stream: %w", err))
+				}
 				return
 			}
 		}

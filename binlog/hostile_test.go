@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/tandemhost/tandem/internal/mysqltest"
 	"github.com/tandemhost/tandem/internal/pipetest"
 	"github.com/tandemhost/tandem/pipe"
@@ -149,7 +151,13 @@ func rowsRecv(t *testing.T, st *pipe.Stream) rowsFrame {
 // applied from alpha.
 func (h *rowsHostile) open(t *testing.T) (*pipe.Stream, uint64) {
 	t.Helper()
-	st, err := h.session(t).Open(kindRows, pipe.LimitMaxFrame)
+	return h.openKind(t, kindRows)
+}
+
+// openKind is open for a stream of kind (rows or rows-zstd).
+func (h *rowsHostile) openKind(t *testing.T, kind string) (*pipe.Stream, uint64) {
+	t.Helper()
+	st, err := h.session(t).Open(kind, pipe.LimitMaxFrame)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -795,4 +803,80 @@ func TestHostileRowsAckBeyondSent(t *testing.T) {
 	if st := eng.Status(); st.Acked > st.Sent {
 		t.Errorf("status: acked %d > sent %d: the sender believes the peer has what it never sent", st.Acked, st.Sent)
 	}
+}
+
+// TestHostileRowsZstd sends malformed compressed batches on a rows-zstd
+// stream (and one on a rows stream, which takes none): each must end the
+// stream with a warning naming the problem, reach the Sink never, decompress
+// no more than zstdBatchMax, and leave the Engine serving. (As on a rows
+// stream, good transactions before a bad one in a batch are applied: each
+// is whole and checked on its own.)
+func TestHostileRowsZstd(t *testing.T) {
+	sink := &recordingSink{}
+	h := newRowsHostile(t, sink)
+	h.good(t)
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	// body is a frameTxnsZstd body announcing n bytes, carrying plain.
+	body := func(n int, plain []byte) []byte {
+		return enc.EncodeAll(plain, binary.AppendUvarint(nil, uint64(n)))
+	}
+	txns := func(origins ...string) []byte {
+		var b []byte
+		for i, o := range origins {
+			b = pipe.AppendFrame(b, frameTxn, AppendTxn(nil, hostileTxn(o, 2000+uint64(i), hostileRow("shop", "t", 2000+int64(i), "z"))))
+		}
+		return b
+	}
+	good, one := txns("alpha", "alpha"), txns("alpha")
+	bomb := make([]byte, 16<<20) // zeros: 16 MiB in a few hundred bytes
+	cases := []struct {
+		name, kind string
+		body       []byte
+		want       string // in beta's warning
+	}{
+		{"on a plain rows stream", kindRows, body(len(good), good), "frame type 4"},
+		{"length 0", kindRowsZstd, body(0, good), "compressed transactions of 0 bytes"},
+		{"length over the limit", kindRowsZstd, body(zstdBatchMax+1, good), "limit 1048576"},
+		{"no length", kindRowsZstd, nil, "compressed transactions of 0 bytes"},
+		{"not zstd", kindRowsZstd, append(binary.AppendUvarint(nil, 100), bytes.Repeat([]byte{0xab}, 100)...), "compressed transactions"},
+		{"less than announced", kindRowsZstd, body(len(good)+1, good), "announced"},
+		{"more than announced", kindRowsZstd, body(len(good)-1, good), "compressed transactions"},
+		{"a bomb", kindRowsZstd, body(zstdBatchMax, bomb), "compressed transactions"},
+		{"cut inner frame", kindRowsZstd, body(len(one)-3, one[:len(one)-3]), "malformed"},
+		{"inner ack", kindRowsZstd, body(6, pipe.AppendFrame(nil, frameAck, []byte{5})), "frame type 3"},
+		{"inner transaction from another node", kindRowsZstd, body(len(txns("gamma")), txns("gamma")), `transaction from "gamma"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := sink.count()
+			st, _ := h.openKind(t, c.kind)
+			if err := st.SendFrame(frameTxnsZstd, c.body); err != nil {
+				t.Fatal(err)
+			}
+			expectRowsEnd(t, st)
+			h.waitWarn(t, "stream ended with error", "rows", c.want)
+			if got := sink.count() - before; got != 0 {
+				t.Errorf("the sink was given %d transaction(s) from a refused stream", got)
+			}
+			h.good(t)
+		})
+	}
+	t.Run("a good batch", func(t *testing.T) {
+		st, _ := h.openKind(t, kindRowsZstd)
+		var frames []byte
+		for range 3 {
+			h.seq++
+			frames = pipe.AppendFrame(frames, frameTxn, AppendTxn(nil, hostileTxn("alpha", h.seq, hostileRow("shop", "t", int64(h.seq), "ok"))))
+		}
+		if err := st.SendFrame(frameTxnsZstd, body(len(frames), frames)); err != nil {
+			t.Fatal(err)
+		}
+		if f := rowsRecv(t, st); f.err != nil || f.typ != frameAck {
+			t.Fatalf("a good compressed batch got frame type %d, %v; warnings: %q", f.typ, f.err, h.beta.Warnings())
+		}
+	})
 }

@@ -94,6 +94,20 @@ func AppendFrame(dst []byte, typ uint8, body []byte) []byte {
 	return append(dst, body...)
 }
 
+// NextFrame splits the first of frames (made by AppendFrame) off: its type,
+// its body (a part of frames) and what follows it. A frame longer than max
+// (type + body) or than what frames holds is malformed.
+func NextFrame(frames []byte, max int) (typ uint8, body, rest []byte, err error) {
+	if len(frames) < frameHeader {
+		return 0, nil, nil, fmt.Errorf("%w: %d bytes left of a frame header", ErrMalformed, len(frames))
+	}
+	n := binary.BigEndian.Uint32(frames)
+	if n == 0 || uint64(n) > uint64(max) || uint64(n) > uint64(len(frames)-4) {
+		return 0, nil, nil, fmt.Errorf("%w: a frame of %d bytes among %d, limit %d", ErrMalformed, n, len(frames), max)
+	}
+	return frames[4], frames[5 : 4+n], frames[4+n:], nil
+}
+
 // Write sends one frame. The body is copied before Write returns.
 func (f *FrameWriter) Write(typ uint8, body []byte) error {
 	n := 1 + len(body)
