@@ -3,7 +3,7 @@
 // Data flow, for one direction (alpha's writes reaching beta; the other
 // direction is the same with the names swapped):
 //
-//		alpha's mysqld --binlog--> Tailer --Txn--> Engine (sender) ==SSH "tandem-rows"==>
+//		alpha's mysqld --binlog--> Tailer --Txn--> Engine (sender) ==SSH "tandem-rows-zstd"==>
 //		  Engine (receiver) --[]Txn--> Applier --SQL, marker row first--> beta's mysqld
 //
 //	  - Tailer (tail.go, decode.go, schema.go) reads the local binlog with
@@ -27,7 +27,13 @@
 //	    way on both nodes and logged to the conflict log (kind "row").
 //	  - Engine (engine.go) runs the Tailer and Applier over the pipe: on each
 //	    session the receiver tells the sender the seq and GTID it has applied,
-//	    and the sender tails from there.
+//	    and the sender tails from there. The frames the sender writes at once
+//	    go zstd-compressed (zstd.go) when the peer serves the rows-zstd
+//	    stream; to an older tandem, on the rows stream, as they are.
+//	  - When the stream is behind, the Applier commits many source
+//	    transactions in one local one, regrouped into multi-row statements,
+//	    with the successive changes of each row folded into one (sql.go,
+//	    applyNet).
 //	  - Checks (check.go) tell whether a server is fit (binlog on, ROW, FULL
 //	    image and metadata, server ids, auto_increment settings, privileges),
 //	    with the fix in each message; `tandem check` and `tandem run` use

@@ -218,6 +218,9 @@ func printStatus(w io.Writer, st Status, now time.Time) {
 	if r := st.Rows; r != nil {
 		fmt.Fprintf(w, "database: read up to %s; to peer: %d sent, %d committed there, %d in flight, lag %.0f ms, %.1f tx/s\n",
 			cmp.Or(r.Read, "(nothing yet)"), r.Sent, r.Acked, r.InFlight, r.LagMS, r.TxPerSec)
+		if r.SentBytes > 0 {
+			fmt.Fprintf(w, "  sent %s of transactions as %s on the link\n", humanBytes(int64(r.SentBytes)), humanBytes(int64(r.WireBytes)))
+		}
 		fmt.Fprintf(w, "  from peer: applied up to %s (seq %d), %.1f tx/s\n", cmp.Or(r.AppliedGTID, "(nothing yet)"), r.Applied, r.AppliedPerSec)
 		if r.SendError != "" {
 			fmt.Fprintf(w, "  send error: %s\n", r.SendError)
