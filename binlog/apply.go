@@ -1346,10 +1346,11 @@ func (a *Applier) isFoldable(r *Row) bool {
 // generatedColumns returns the generated columns of a table (none for a
 // table that does not exist).
 func (a *Applier) generatedColumns(ctx context.Context, schema, table string) (map[string]bool, error) {
-	key := schema + "\x00" + table
-	if gen, ok := a.generated[key]; ok {
-		return gen, nil
+	var buf [256]byte
+	if gen, ok := a.generated[string(append(append(append(buf[:0], schema...), 0), table...))]; ok {
+		return gen, nil // asked for every row of a catch-up: no allocation
 	}
+	key := schema + "\x00" + table
 	rows, err := a.db.QueryContext(ctx, "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND IFNULL(generation_expression, '') <> ''", schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("read generated columns of %s.%s: %w", schema, table, err)
