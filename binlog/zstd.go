@@ -17,8 +17,8 @@ type txnsCompressor struct {
 
 func newTxnsCompressor() *txnsCompressor {
 	// The fastest level: a sysbench catch-up's frames shrink to a third
-	// at about 280 MB/s (5 µs a transaction), the default level's gains
-	// nothing at half the speed.
+	// at about 280 MB/s (5 µs a transaction); the default level gains
+	// nothing, at half the speed.
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		panic(fmt.Sprintf("binlog: zstd encoder: %v", err)) // the options are constant

@@ -96,14 +96,20 @@ func AppendFrame(dst []byte, typ uint8, body []byte) []byte {
 
 // NextFrame splits the first of frames (made by AppendFrame) off: its type,
 // its body (a part of frames) and what follows it. A frame longer than max
-// (type + body) or than what frames holds is malformed.
+// (type + body) is ErrFrameTooLarge; an empty one, or one longer than what
+// frames holds, is malformed.
 func NextFrame(frames []byte, max int) (typ uint8, body, rest []byte, err error) {
 	if len(frames) < frameHeader {
 		return 0, nil, nil, fmt.Errorf("%w: %d bytes left of a frame header", ErrMalformed, len(frames))
 	}
 	n := binary.BigEndian.Uint32(frames)
-	if n == 0 || uint64(n) > uint64(max) || uint64(n) > uint64(len(frames)-4) {
-		return 0, nil, nil, fmt.Errorf("%w: a frame of %d bytes among %d, limit %d", ErrMalformed, n, len(frames), max)
+	switch {
+	case n == 0:
+		return 0, nil, nil, fmt.Errorf("%w: zero-length frame", ErrMalformed)
+	case uint64(n) > uint64(max):
+		return 0, nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	case uint64(n) > uint64(len(frames)-4):
+		return 0, nil, nil, fmt.Errorf("%w: a frame of %d bytes with %d left", ErrMalformed, n, len(frames)-4)
 	}
 	return frames[4], frames[5 : 4+n], frames[4+n:], nil
 }
@@ -129,14 +135,10 @@ func (f *FrameWriter) Write(typ uint8, body []byte) error {
 // against the limit first; on an error nothing is sent.
 func (f *FrameWriter) WriteFrames(frames []byte) error {
 	for rest := frames; len(rest) > 0; {
-		if len(rest) < frameHeader {
-			return fmt.Errorf("%w: %d bytes left of a frame header", ErrMalformed, len(rest))
+		var err error
+		if _, _, rest, err = NextFrame(rest, f.max); err != nil {
+			return err
 		}
-		n := binary.BigEndian.Uint32(rest)
-		if n == 0 || uint64(n) > uint64(f.max) || uint64(n) > uint64(len(rest)-4) {
-			return fmt.Errorf("%w: a frame of %d bytes among %d, limit %d", ErrFrameTooLarge, n, len(rest), f.max)
-		}
-		rest = rest[4+n:]
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
