@@ -115,9 +115,9 @@ type ApplierOptions struct {
 // a row in every transaction, that halves a catch-up's row changes at 256
 // transactions a batch. Each UPDATE and DELETE carries the whole before
 // image in its WHERE, so a batch whose every statement found as many rows
-// as it has met no conflict; otherwise it is rolled back and its transactions go
-// one by one through the checked path (SELECT ... FOR UPDATE, compare,
-// decide: conflict.go). Transactions that share no row (schema, table,
+// as it has met no conflict; otherwise it is rolled back and its
+// transactions go one by one through the checked path (SELECT ... FOR
+// UPDATE, compare, decide: conflict.go). Transactions that share no row (schema, table,
 // key; a table without a key counts as one row) are spread over Workers
 // connections; those that share one stay on one connection in stream
 // order. DDL is a barrier. If a parallel worker fails (a foreign key whose
