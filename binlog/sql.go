@@ -782,8 +782,9 @@ func applyTupleMatch(b *strings.Builder, g *applyGroup, mysql bool) error {
 // gone at the end). sysbench's hot rows are changed many times in a batch,
 // and every transaction deletes and reinserts a row: folding takes a
 // batch of 256 such transactions from 1,024 row changes in 87 statements
-// to about 480 in 4 (TestApplyNetSysbench). The server's time per transaction
-// fell by 22-25% at 64 transactions a batch and by 38% at 256.
+// to about 480 in 4 (TestApplyNetSysbench). The server's time per
+// transaction fell by 22-25% at 64 transactions a batch and by 38% at 256
+// (docs/benchmarks.md, session 8).
 //
 // A change is folded into the one before it on the same row only when the
 // stream itself links them: its before image is exactly (byte for byte,
@@ -800,7 +801,7 @@ func applyTupleMatch(b *strings.Builder, g *applyGroup, mysql bool) error {
 // end in, as long as nothing on the server reacts to each statement: the
 // tables of the rows folded must not be the parent of a foreign key (a
 // delete and reinsert would cascade to the children, an update would
-// not); the applier asks the server which are (foldable). Triggers on the
+// not); the applier asks the server which are (loadFoldable). Triggers on the
 // target fire once for the folded change (see Applier, "Limits"). A
 // constraint that an intermediate order would have kept (a unique
 // secondary key handed from one row to another) fails the statement and
