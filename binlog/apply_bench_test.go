@@ -416,7 +416,7 @@ func BenchmarkApplySQL(b *testing.B) {
 		}
 		for _, part := range applyPartition(items, a.o.Workers) {
 			for len(part) > 0 {
-				n, q, err := a.batchSQL(part)
+				n, q, err := a.batchSQL(part, a.o.BatchTxns)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -698,6 +698,32 @@ func TestApply(t *testing.T) {
 		}
 	})
 
+	t.Run("OneConflictAmongMany", func(t *testing.T) {
+		// A batch that meets a conflict is retried in smaller ones: only
+		// a few transactions around the conflict take the checked path.
+		s.Exec("CREATE TABLE shop.many (id INT PRIMARY KEY, v INT NOT NULL)",
+			"INSERT INTO shop.many SELECT seq, 0 FROM shop.seq_1_to_600",
+			"UPDATE shop.many SET v = -1 WHERE id = 450")
+		many := testTable{schema: "shop", name: "many", key: []int{0}, cols: []Column{{Name: "id"}, {Name: "v"}}}
+		var txns []*Txn
+		for id := int64(1); id <= 600; id++ {
+			txns = append(txns, testTxn("many", uint64(id), t0, many.upd([]Value{vI(id), vI(0)}, []Value{vI(id), vI(1)})))
+		}
+		a, logs := testApplier(t, s, "beta", ApplierOptions{Workers: 1})
+		if err := a.Apply(ctx, txns); err != nil {
+			t.Fatal(err)
+		}
+		if n := a.slowApplied.Load(); n == 0 || n > applyMinBatch {
+			t.Errorf("%d transactions took the checked path; want the conflict's batch narrowed to %d or fewer", n, applyMinBatch)
+		}
+		if es := testConflicts(t, logs); len(es) != 1 || string(es[0].Row.Key) != `{"id":450}` {
+			t.Errorf("conflicts = %+v, want one, on id 450", es)
+		}
+		if n := testQueryInt(t, db, "SELECT COUNT(*) FROM shop.many WHERE v = 1 AND id <> 450"); n != 599 {
+			t.Errorf("%d of the 599 rows without a conflict updated", n)
+		}
+	})
+
 	t.Run("ForeignKeyParentIsNotFolded", func(t *testing.T) {
 		// A delete and reinsert of a parent row cascades to its children
 		// on the source, as it must here: folded into an update, it

@@ -782,9 +782,10 @@ func applyTupleMatch(b *strings.Builder, g *applyGroup, mysql bool) error {
 // gone at the end). sysbench's hot rows are changed many times in a batch,
 // and every transaction deletes and reinserts a row: folding takes a
 // batch of 256 such transactions from 1,024 row changes in 87 statements
-// to about 480 in 4 (TestApplyNetSysbench). The server's time per
-// transaction fell by 22-25% at 64 transactions a batch and by 38% at 256
-// (docs/benchmarks.md, session 8).
+// to about 480 in 4, and one of 1,024 from 4,096 in 327 to about 1,100 in
+// 7 (TestApplyNetSysbench). The server's time per transaction fell by
+// 22-25% at 64 transactions a batch and by 38% at 256 (docs/benchmarks.md,
+// session 8).
 //
 // A change is folded into the one before it on the same row only when the
 // stream itself links them: its before image is exactly (byte for byte,
