@@ -422,7 +422,15 @@ func TestFilesReceiverKilledMidTransfer(t *testing.T) {
 	fp.proxies["beta"].SetBandwidth(4 << 20)
 	big := make([]byte, 24<<20)
 	rand.Read(big)
-	if err := os.WriteFile(filepath.Join(a, "big.bin"), big, 0o644); err != nil {
+	// Written beside the tree and renamed in, so that it appears whole:
+	// written in place, a write slowed past the debouncer's longest wait
+	// (a loaded CI machine) had a shorter version sent whole first, which
+	// then was on beta when the kill came.
+	part := filepath.Join(filepath.Dir(a), "big.bin.part")
+	if err := os.WriteFile(part, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(part, filepath.Join(a, "big.bin")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the transfer to start on beta", 20*time.Second, func() bool {
