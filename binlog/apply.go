@@ -113,16 +113,17 @@ type ApplierOptions struct {
 // meanwhile. Successive changes of one row in a batch are folded into one
 // (see applyNet): with sysbench's hot rows, and its delete and reinsert of
 // a row in every transaction, that leaves about a quarter of a catch-up's
-// row changes at 1,024 transactions a batch. Each UPDATE and DELETE carries the whole before
-// image in its WHERE, so a batch whose every statement found as many rows
-// as it has met no conflict; otherwise it is rolled back and its
-// transactions go one by one through the checked path (SELECT ... FOR
-// UPDATE, compare, decide: conflict.go). Transactions that share no row (schema, table,
-// key; a table without a key counts as one row) are spread over Workers
-// connections; those that share one stay on one connection in stream
-// order. DDL is a barrier. If a parallel worker fails (a foreign key whose
-// parent row is on another worker, say), the rest is applied in stream
-// order on one connection.
+// row changes at 1,024 transactions a batch. Each UPDATE and DELETE
+// carries the whole before image in its WHERE, so a batch whose every
+// statement found as many rows as it has met no conflict; otherwise it is
+// retried in smaller batches and, at the smallest, rolled back and its
+// transactions applied one by one through the checked path (SELECT ...
+// FOR UPDATE, compare, decide: conflict.go; see runWorker). Transactions
+// that share no row (schema, table, key; a table without a key counts as
+// one row) are spread over Workers connections; those that share one stay
+// on one connection in stream order. DDL is a barrier. If a parallel
+// worker fails (a foreign key whose parent row is on another worker, say),
+// the rest is applied in stream order on one connection.
 //
 // sysbench's default row choice links nearly every transaction of a
 // catch-up to every other through a few hot rows, so one connection does
@@ -163,11 +164,12 @@ type Applier struct {
 	pruning  chan struct{}
 	pruneErr error
 	prunes   sync.WaitGroup // the background prunes, for Close
-	// generated caches each table's generated columns ("schema\x00table"
-	// to names), which are left out of the statements; cleared by DDL.
+	// generated caches each table's generated columns (by
+	// rowKeyAppendTable's key, to names), which are left out of the
+	// statements; cleared by DDL.
 	generated map[string]map[string]bool
 	// foldable caches whether each table's changes may be folded in a
-	// batch ("schema\x00table"; see applyNet); cleared by DDL. run fills
+	// batch (by the same key; see applyNet); cleared by DDL. run fills
 	// it for a segment's tables before the workers start, which only read
 	// it.
 	foldable map[string]bool
@@ -1358,7 +1360,7 @@ func (a *Applier) withoutGenerated(ctx context.Context, t *Txn) (*Txn, error) {
 // that does not exist has no children.
 func (a *Applier) loadFoldable(ctx context.Context, schema, table string) error {
 	var buf [256]byte
-	if _, ok := a.foldable[string(append(append(append(buf[:0], schema...), 0), table...))]; ok {
+	if _, ok := a.foldable[string(rowKeyAppendTable(buf[:0], schema, table))]; ok {
 		return nil // asked for every row of a catch-up: no allocation
 	}
 	var children int
@@ -1366,7 +1368,7 @@ func (a *Applier) loadFoldable(ctx context.Context, schema, table string) error 
 	if err != nil {
 		return fmt.Errorf("read the foreign keys that refer to %s.%s: %w", schema, table, err)
 	}
-	a.foldable[schema+"\x00"+table] = children == 0
+	a.foldable[string(rowKeyAppendTable(nil, schema, table))] = children == 0
 	return nil
 }
 
@@ -1374,18 +1376,17 @@ func (a *Applier) loadFoldable(ctx context.Context, schema, table string) error 
 // did not look).
 func (a *Applier) isFoldable(r *Row) bool {
 	var buf [256]byte
-	k := append(append(append(buf[:0], r.Schema...), 0), r.Table...)
-	return a.foldable[string(k)] // no allocation for the lookup
+	return a.foldable[string(rowKeyAppendTable(buf[:0], r.Schema, r.Table))] // no allocation for the lookup
 }
 
 // generatedColumns returns the generated columns of a table (none for a
 // table that does not exist).
 func (a *Applier) generatedColumns(ctx context.Context, schema, table string) (map[string]bool, error) {
 	var buf [256]byte
-	if gen, ok := a.generated[string(append(append(append(buf[:0], schema...), 0), table...))]; ok {
+	if gen, ok := a.generated[string(rowKeyAppendTable(buf[:0], schema, table))]; ok {
 		return gen, nil // asked for every row of a catch-up: no allocation
 	}
-	key := schema + "\x00" + table
+	key := string(rowKeyAppendTable(nil, schema, table))
 	rows, err := a.db.QueryContext(ctx, "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND IFNULL(generation_expression, '') <> ''", schema, table)
 	if err != nil {
 		return nil, fmt.Errorf("read generated columns of %s.%s: %w", schema, table, err)

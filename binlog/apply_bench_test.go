@@ -394,7 +394,7 @@ func BenchmarkApplySQL(b *testing.B) {
 	a := &Applier{o: ApplierOptions{Node: "beta", Workers: applyDefaultWorkers, BatchTxns: applyDefaultBatchTxns}, session: "SET SESSION time_zone='+00:00'",
 		foldable: map[string]bool{}}
 	for i := 1; i <= 4; i++ {
-		a.foldable[fmt.Sprintf("sbtest\x00sbtest%d", i)] = true // as loadFoldable finds them
+		a.foldable[string(rowKeyAppendTable(nil, "sbtest", fmt.Sprintf("sbtest%d", i)))] = true // as loadFoldable finds them
 	}
 	txns := make([]*Txn, len(wire))
 	sqlBytes := 0
